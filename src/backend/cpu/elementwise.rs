@@ -1,0 +1,25 @@
+//! CPU twins of `shaders/elementwise.wgsl`.
+
+/// QuickGELU's sigmoid slope (CLIP's activation, `x · sigmoid(1.702 x)`).
+pub const QUICK_GELU_ALPHA: f32 = 1.702;
+
+/// `out = x · sigmoid(1.702 x)`.
+pub fn quick_gelu(x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v / (1.0 + (-QUICK_GELU_ALPHA * v).exp());
+    }
+}
+
+/// `out = a + b`.
+pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + y;
+    }
+}
+
+/// `out = x · factor`.
+pub fn scale(x: &[f32], factor: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v * factor;
+    }
+}

@@ -1,0 +1,199 @@
+//! The CPU backend: every op as a plain slice function (the "twin" of its WGSL kernel, named
+//! and filed the same way), wrapped by [`CpuBackend`]. It is the fallback device, the oracle the
+//! GPU kernels are tested against, and what training's text-side maths runs on.
+
+pub mod attention;
+pub mod blur;
+pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+mod par;
+pub mod patch_embed;
+pub mod resize;
+pub mod softmax;
+pub mod transport;
+
+use std::sync::Arc;
+
+use super::{check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, SinkhornParams, TensorInfo};
+
+/// A tensor in host memory. f16 uploads are widened to f32 on upload (exactly), and keep
+/// [`DType::F16`] as their dtype so both backends accept and refuse the same operands.
+#[derive(Debug, Clone)]
+pub struct CpuTensor {
+    data: Arc<Vec<f32>>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl CpuTensor {
+    /// The elements, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    fn new(data: Vec<f32>, shape: Vec<usize>) -> Self {
+        CpuTensor { data: Arc::new(data), shape, dtype: DType::F32 }
+    }
+}
+
+impl TensorInfo for CpuTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+/// The multi-threaded CPU implementation of [`Backend`].
+#[derive(Debug, Default, Clone)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// A CPU backend using rayon's global thread pool (all cores unless `RAYON_NUM_THREADS`).
+    pub fn new() -> Self {
+        CpuBackend
+    }
+
+    /// Number of worker threads ops may use.
+    pub fn threads(&self) -> usize {
+        #[cfg(not(target_arch = "wasm32"))]
+        return rayon::current_num_threads();
+        #[cfg(target_arch = "wasm32")]
+        1
+    }
+
+    fn unary(x: &CpuTensor, f: impl FnOnce(&[f32], &mut [f32])) -> CpuTensor {
+        let mut out = vec![0.0; x.len()];
+        f(x.data(), &mut out);
+        CpuTensor::new(out, x.shape.clone())
+    }
+}
+
+impl Backend for CpuBackend {
+    type Tensor = CpuTensor;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CpuTensor, BackendError> {
+        check::upload(data.len(), shape)?;
+        Ok(CpuTensor::new(data.to_vec(), shape.to_vec()))
+    }
+
+    fn upload_f16(&self, data: &[half::f16], shape: &[usize]) -> Result<CpuTensor, BackendError> {
+        check::upload(data.len(), shape)?;
+        let wide = data.iter().map(|v| v.to_f32()).collect();
+        Ok(CpuTensor { data: Arc::new(wide), shape: shape.to_vec(), dtype: DType::F16 })
+    }
+
+    async fn read(&self, t: &CpuTensor) -> Result<Vec<f32>, BackendError> {
+        Ok(t.data().to_vec())
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn matmul(&self, a: &CpuTensor, b: &CpuTensor, bias: Option<&CpuTensor>, layout: BLayout) -> Result<CpuTensor, BackendError> {
+        let d = check::matmul(a, b, bias, layout)?;
+        let mut out = vec![0.0; d.batch * d.m * d.n];
+        let b_step = if d.b_batched { d.k * d.n } else { 0 };
+        for i in 0..d.batch {
+            let a_i = &a.data()[i * d.m * d.k..(i + 1) * d.m * d.k];
+            let b_i = &b.data()[i * b_step..i * b_step + d.k * d.n];
+            let c_i = &mut out[i * d.m * d.n..(i + 1) * d.m * d.n];
+            matmul::matmul(a_i, b_i, bias.map(|t| t.data()), layout, d.m, d.k, d.n, c_i);
+        }
+        let mut shape = a.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = d.n;
+        }
+        Ok(CpuTensor::new(out, shape))
+    }
+
+    fn layer_norm(&self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32) -> Result<CpuTensor, BackendError> {
+        check::layer_norm(x, gamma, beta, eps)?;
+        Ok(Self::unary(x, |x, out| norm::layer_norm(x, gamma.data(), beta.data(), eps, out)))
+    }
+
+    fn l2_normalize(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        let (_, cols) = check::rows_cols("l2_normalize", "x", x)?;
+        Ok(Self::unary(x, |x, out| norm::l2_normalize(x, cols, out)))
+    }
+
+    fn softmax(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        let (_, cols) = check::rows_cols("softmax", "x", x)?;
+        Ok(Self::unary(x, |x, out| softmax::softmax(x, cols, out)))
+    }
+
+    fn quick_gelu(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        check::rows_cols("quick_gelu", "x", x)?;
+        Ok(Self::unary(x, elementwise::quick_gelu))
+    }
+
+    fn add(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        check::same_shape("add", a, b)?;
+        Ok(Self::unary(a, |a, out| elementwise::add(a, b.data(), out)))
+    }
+
+    fn scale(&self, x: &CpuTensor, factor: f32) -> Result<CpuTensor, BackendError> {
+        check::rows_cols("scale", "x", x)?;
+        Ok(Self::unary(x, |x, out| elementwise::scale(x, factor, out)))
+    }
+
+    fn attention(&self, qkv: &CpuTensor, heads: usize, kind: AttentionKind, mask: AttentionMask) -> Result<CpuTensor, BackendError> {
+        let d = check::attention(qkv, heads)?;
+        let mut out = vec![0.0; d.batch * d.tokens * d.width];
+        attention::attention(qkv.data(), d, kind, mask, &mut out);
+        let mut shape = qkv.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = d.width;
+        }
+        Ok(CpuTensor::new(out, shape))
+    }
+
+    fn patch_embed(&self, image: &CpuTensor, weight: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        let d = check::patch_embed(image, weight)?;
+        let rows = d.grid_h * d.grid_w;
+        let k = d.channels * d.patch * d.patch;
+        let mut cols = vec![0.0; rows * k];
+        patch_embed::im2col(image.data(), d, &mut cols);
+        let mut out = vec![0.0; rows * d.out];
+        matmul::matmul(&cols, weight.data(), None, BLayout::Transposed, rows, k, d.out, &mut out);
+        Ok(CpuTensor::new(out, vec![rows, d.out]))
+    }
+
+    fn resize_bilinear(&self, x: &CpuTensor, out_h: usize, out_w: usize) -> Result<CpuTensor, BackendError> {
+        let (c, h, w) = check::resize_bilinear(x, out_h, out_w)?;
+        let mut out = vec![0.0; c * out_h * out_w];
+        resize::resize_bilinear(x.data(), c, h, w, out_h, out_w, &mut out);
+        Ok(CpuTensor::new(out, vec![c, out_h, out_w]))
+    }
+
+    fn gaussian_blur(&self, x: &CpuTensor, sigma: f32) -> Result<CpuTensor, BackendError> {
+        let (c, h, w) = check::gaussian_blur(x, sigma)?;
+        let weights = blur::gaussian_weights(sigma);
+        let mut tmp = vec![0.0; x.len()];
+        blur::blur_axis(x.data(), c, h, w, &weights, 0, &mut tmp);
+        let mut out = vec![0.0; x.len()];
+        blur::blur_axis(&tmp, c, h, w, &weights, 1, &mut out);
+        Ok(CpuTensor::new(out, x.shape.clone()))
+    }
+
+    fn sinkhorn(&self, cost: &CpuTensor, params: SinkhornParams) -> Result<CpuTensor, BackendError> {
+        let (b, n, m) = check::sinkhorn(cost, &params)?;
+        let mut plan = vec![0.0; b * n * m];
+        for (c, p) in cost.data().chunks_exact(n * m).zip(plan.chunks_exact_mut(n * m)) {
+            transport::sinkhorn(c, n, m, params, p);
+        }
+        Ok(CpuTensor::new(plan, cost.shape.clone()))
+    }
+
+    fn top_k_renorm(&self, x: &CpuTensor, k: usize) -> Result<CpuTensor, BackendError> {
+        let (_, m) = check::top_k_renorm(x, k)?;
+        Ok(Self::unary(x, |x, out| transport::top_k_renorm(x, m, k, out)))
+    }
+}

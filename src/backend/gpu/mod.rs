@@ -1,0 +1,285 @@
+//! The WebGPU backend: WGSL kernels from `shaders/` run through wgpu, natively (Vulkan, Metal,
+//! DX12, GL) and in the browser. One launcher file per op family records into a shared command
+//! encoder; work is submitted only by [`Backend::flush`] or a readback, so a whole forward pass
+//! is one submission.
+
+mod context;
+pub mod dispatch;
+mod kernels;
+pub mod params;
+mod pool;
+mod recorder;
+pub mod shaders;
+
+mod attention;
+mod blur;
+mod elementwise;
+mod matmul;
+mod norm;
+mod patch_embed;
+mod resize;
+mod softmax;
+mod transport;
+
+use std::sync::Arc;
+
+pub use context::{list_adapters, AdapterSummary, GpuContext, GpuOptions, ADAPTER_ENV};
+pub use pool::size_class;
+
+use super::{check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, SinkhornParams, TensorInfo};
+use kernels::Kernels;
+use pool::{BufferPool, PooledBuffer};
+use recorder::Recorder;
+
+/// A tensor in a pooled GPU storage buffer. f16 tensors hold packed pairs (little-endian halves).
+#[derive(Debug, Clone)]
+pub struct GpuTensor {
+    buf: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl TensorInfo for GpuTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+impl GpuTensor {
+    /// Bytes of data (f16 rounded up to whole 4-byte words).
+    pub fn bytes(&self) -> u64 {
+        data_bytes(self.len(), self.dtype)
+    }
+
+    fn binding(&self) -> Binding<'_> {
+        Binding { buffer: self.buf.buffer(), bytes: self.bytes() }
+    }
+}
+
+fn data_bytes(len: usize, dtype: DType) -> u64 {
+    match dtype {
+        DType::F32 => len as u64 * 4,
+        DType::F16 => (len as u64).div_ceil(2) * 4,
+    }
+}
+
+/// A storage binding: a buffer and how many bytes of it the kernel sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    buffer: &'a wgpu::Buffer,
+    bytes: u64,
+}
+
+/// The wgpu implementation of [`Backend`].
+#[derive(Debug)]
+pub struct GpuBackend {
+    ctx: GpuContext,
+    kernels: Kernels,
+    pool: BufferPool,
+    recorder: Recorder,
+    /// Bound where a kernel's optional input is absent (matmul without bias).
+    placeholder: wgpu::Buffer,
+    /// Gaussian taps per σ (bits), uploaded once: an upload mid-pass would force a submission.
+    blur_taps: std::sync::Mutex<std::collections::HashMap<u32, GpuTensor>>,
+}
+
+impl GpuBackend {
+    /// Opens the adapter `opts` asks for (or the best one) and builds every pipeline.
+    ///
+    /// # Errors
+    /// [`BackendError::NoAdapter`], [`BackendError::AdapterNotFound`],
+    /// [`BackendError::UnsupportedAdapter`] (limits below what the kernels need),
+    /// [`BackendError::DeviceRequest`], or a [`BackendError::Device`] if a pipeline fails to build.
+    pub async fn new(opts: &GpuOptions) -> Result<Self, BackendError> {
+        let ctx = GpuContext::open(opts).await?;
+        let kernels = Kernels::build(&ctx.device)?;
+        let recorder = Recorder::new(&ctx.device, &ctx.limits, &kernels.uniform_layout);
+        let placeholder = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        ctx.health.take("pipeline creation")?;
+        Ok(GpuBackend { ctx, kernels, pool: BufferPool::default(), recorder, placeholder, blur_taps: Default::default() })
+    }
+
+    /// The adapter, limits and features in use.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Number of pipelines built at creation.
+    pub fn pipeline_count(&self) -> usize {
+        self.kernels.len()
+    }
+
+    /// Free buffers held by the pool (for tests that check reuse).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.free_buffers()
+    }
+
+    /// Waits for all submitted work (native only; the browser cannot block).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<(), BackendError> {
+        self.flush()?;
+        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BackendError::Device { op: "wait", message: e.to_string() })?;
+        self.ctx.health.take("wait")
+    }
+
+    /// A new output tensor of `shape` (f32) from the pool.
+    fn alloc(&self, op: &'static str, shape: Vec<usize>) -> Result<GpuTensor, BackendError> {
+        let len: usize = shape.iter().product();
+        let bytes = data_bytes(len, DType::F32);
+        self.check_binding(op, bytes)?;
+        let buf = Arc::new(self.pool.take(&self.ctx.device, bytes));
+        Ok(GpuTensor { buf, shape, dtype: DType::F32 })
+    }
+
+    fn check_binding(&self, op: &'static str, bytes: u64) -> Result<(), BackendError> {
+        let l = &self.ctx.limits;
+        let limit = u64::from(l.max_storage_buffer_binding_size).min(l.max_buffer_size);
+        if bytes > limit {
+            return Err(BackendError::LimitExceeded {
+                op,
+                what: "max_storage_buffer_binding_size (bytes of one tensor)",
+                needed: bytes,
+                limit,
+                hint: "; use a smaller image size, or --backend cpu".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn upload_words(&self, words: &[u8], shape: &[usize], dtype: DType) -> Result<GpuTensor, BackendError> {
+        self.check_binding("upload", words.len() as u64)?;
+        let buf = Arc::new(self.pool.take(&self.ctx.device, words.len() as u64));
+        self.recorder.write(&self.ctx, buf.buffer(), words)?;
+        Ok(GpuTensor { buf, shape: shape.to_vec(), dtype })
+    }
+
+    /// Records one dispatch of `entry` (variant `overrides`) over `grid` workgroups.
+    fn dispatch(
+        &self,
+        entry: &'static str,
+        overrides: &[f64],
+        bindings: &[Binding<'_>],
+        params: &[u8],
+        grid: (u32, u32, u32),
+    ) -> Result<(), BackendError> {
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        for (axis, n) in [("x", grid.0), ("y", grid.1), ("z", grid.2)] {
+            if n > max {
+                return Err(BackendError::LimitExceeded { op: entry, what: "max_compute_workgroups_per_dimension", needed: u64::from(n), limit: u64::from(max), hint: format!(" (workgroups along {axis})") });
+            }
+        }
+        let kernel = self.kernels.get(entry, overrides)?;
+        let layout = self.kernels.storage_layout(kernel.storage_layout).ok_or_else(|| BackendError::Device { op: entry, message: "missing storage layout".into() })?;
+        self.recorder.dispatch(&self.ctx, kernel, layout, bindings, params, grid)
+    }
+
+    /// `grid_for` with this device's per-dimension limit.
+    fn grid(&self, groups: u64, op: &'static str) -> Result<(u32, u32, u32), BackendError> {
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        let groups = u32::try_from(groups).map_err(|_| BackendError::LimitExceeded { op, what: "workgroups", needed: groups, limit: u64::from(u32::MAX), hint: String::new() })?;
+        let (x, y) = dispatch::grid_for(groups, max);
+        Ok((x, y, 1))
+    }
+}
+
+impl Backend for GpuBackend {
+    type Tensor = GpuTensor;
+
+    fn describe(&self) -> String {
+        format!("gpu: {} ({}, {})", self.ctx.adapter.name, self.ctx.adapter.backend, self.ctx.adapter.device_type)
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<GpuTensor, BackendError> {
+        check::upload(data.len(), shape)?;
+        self.upload_words(bytemuck::cast_slice(data), shape, DType::F32)
+    }
+
+    fn upload_f16(&self, data: &[half::f16], shape: &[usize]) -> Result<GpuTensor, BackendError> {
+        check::upload(data.len(), shape)?;
+        let mut words: Vec<u16> = data.iter().map(|v| v.to_bits()).collect();
+        if words.len() % 2 == 1 {
+            words.push(0);
+        }
+        self.upload_words(bytemuck::cast_slice(&words), shape, DType::F16)
+    }
+
+    async fn read(&self, t: &GpuTensor) -> Result<Vec<f32>, BackendError> {
+        let raw = self.recorder.read(&self.ctx, t.buf.buffer(), t.bytes()).await?;
+        Ok(match t.dtype {
+            DType::F32 => bytemuck::pod_collect_to_vec(&raw),
+            DType::F16 => {
+                let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&raw);
+                halves[..t.len()].iter().map(|&h| half::f16::from_bits(h).to_f32()).collect()
+            }
+        })
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        self.recorder.flush(&self.ctx)
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, layout: BLayout) -> Result<GpuTensor, BackendError> {
+        matmul::matmul(self, a, b, bias, layout)
+    }
+
+    fn layer_norm(&self, x: &GpuTensor, gamma: &GpuTensor, beta: &GpuTensor, eps: f32) -> Result<GpuTensor, BackendError> {
+        norm::layer_norm(self, x, gamma, beta, eps)
+    }
+
+    fn l2_normalize(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        norm::l2_normalize(self, x)
+    }
+
+    fn softmax(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        softmax::softmax(self, x)
+    }
+
+    fn quick_gelu(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        elementwise::quick_gelu(self, x)
+    }
+
+    fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        elementwise::add(self, a, b)
+    }
+
+    fn scale(&self, x: &GpuTensor, factor: f32) -> Result<GpuTensor, BackendError> {
+        elementwise::scale(self, x, factor)
+    }
+
+    fn attention(&self, qkv: &GpuTensor, heads: usize, kind: AttentionKind, mask: AttentionMask) -> Result<GpuTensor, BackendError> {
+        attention::attention(self, qkv, heads, kind, mask)
+    }
+
+    fn patch_embed(&self, image: &GpuTensor, weight: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        patch_embed::patch_embed(self, image, weight)
+    }
+
+    fn resize_bilinear(&self, x: &GpuTensor, out_h: usize, out_w: usize) -> Result<GpuTensor, BackendError> {
+        resize::resize_bilinear(self, x, out_h, out_w)
+    }
+
+    fn gaussian_blur(&self, x: &GpuTensor, sigma: f32) -> Result<GpuTensor, BackendError> {
+        blur::gaussian_blur(self, x, sigma)
+    }
+
+    fn sinkhorn(&self, cost: &GpuTensor, params: SinkhornParams) -> Result<GpuTensor, BackendError> {
+        transport::sinkhorn(self, cost, params)
+    }
+
+    fn top_k_renorm(&self, x: &GpuTensor, k: usize) -> Result<GpuTensor, BackendError> {
+        transport::top_k_renorm(self, x, k)
+    }
+}
+
+/// Converts a dimension to the u32 a params struct holds.
+fn dim(op: &'static str, what: &'static str, v: usize) -> Result<u32, BackendError> {
+    u32::try_from(v).map_err(|_| BackendError::LimitExceeded { op, what, needed: v as u64, limit: u64::from(u32::MAX), hint: String::new() })
+}

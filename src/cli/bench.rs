@@ -1,0 +1,184 @@
+//! `tokenclip bench ops`: time each op on each backend and print GFLOP/s.
+//!
+//! Times are medians of `--reps` runs after one warm-up. GPU times are wall-clock from recording
+//! to the device finishing (submit + wait), so they include launch overhead, as a user sees it.
+
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use tokenclip::backend::cpu::CpuBackend;
+use tokenclip::backend::gpu::GpuBackend;
+use tokenclip::backend::{AttentionKind, AttentionMask, BLayout, Backend, SinkhornParams};
+use tokenclip::BackendChoice;
+
+use super::Global;
+
+/// What `bench` measures.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchTarget {
+    /// Single ops at CLIP shapes.
+    Ops,
+}
+
+/// Shape sets.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ShapeSet {
+    /// ViT-L/14 at 518 px (1370 tokens, width 1024) and a 1024³ GEMM.
+    Large,
+    /// Small shapes for slow software devices (lavapipe, SwiftShader).
+    Small,
+}
+
+/// `tokenclip bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    target: BenchTarget,
+    /// Timed repetitions per op (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Which shapes.
+    #[arg(long, value_enum, default_value = "large")]
+    shapes: ShapeSet,
+    /// Only ops whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// One op at one shape: its name, its FLOP count, and how to run it once.
+struct Case {
+    name: String,
+    flops: f64,
+    kind: CaseKind,
+}
+
+enum CaseKind {
+    Matmul { m: usize, k: usize, n: usize, layout: BLayout, f16: bool },
+    Attention { tokens: usize, width: usize, heads: usize, kind: AttentionKind },
+    LayerNorm { rows: usize, cols: usize },
+    Softmax { rows: usize, cols: usize },
+    PatchEmbed { size: usize, patch: usize, width: usize },
+    MapPost { grid: usize, size: usize },
+    Sinkhorn { n: usize, m: usize },
+}
+
+fn cases(set: ShapeSet) -> Vec<Case> {
+    let (t, w, h, big) = match set {
+        ShapeSet::Large => (1370, 1024, 16, 1024),
+        ShapeSet::Small => (197, 256, 4, 256),
+    };
+    let mm = |m: usize, k: usize, n: usize, layout, f16: bool| Case {
+        name: format!("matmul {m}x{k}x{n}{}{}", if layout == BLayout::Transposed { " (bT)" } else { "" }, if f16 { " f16-weights" } else { "" }),
+        flops: 2.0 * (m * k * n) as f64,
+        kind: CaseKind::Matmul { m, k, n, layout, f16 },
+    };
+    let grid = if set == ShapeSet::Large { 37 } else { 14 };
+    let size = if set == ShapeSet::Large { 518 } else { 224 };
+    vec![
+        mm(big, big, big, BLayout::RowMajor, false),
+        mm(t, w, 4 * w, BLayout::RowMajor, false),
+        mm(t, w, 4 * w, BLayout::Transposed, false),
+        mm(t, w, 4 * w, BLayout::Transposed, true),
+        mm(t, 4 * w, w, BLayout::Transposed, false),
+        Case { name: format!("attention T={t} W={w} heads={h}"), flops: 4.0 * (t * t * w) as f64, kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::QueryKey } },
+        Case { name: format!("attention v-v T={t} W={w} heads={h}"), flops: 4.0 * (t * t * w) as f64, kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::ValueValue } },
+        Case { name: format!("layer_norm {t}x{w}"), flops: 8.0 * (t * w) as f64, kind: CaseKind::LayerNorm { rows: t, cols: w } },
+        Case { name: format!("softmax {}x{t}", h * t), flops: 5.0 * (h * t * t) as f64, kind: CaseKind::Softmax { rows: h * t, cols: t } },
+        Case { name: format!("patch_embed {size}px p14 -> {w}"), flops: 2.0 * ((size / 14) * (size / 14) * 3 * 14 * 14 * w) as f64, kind: CaseKind::PatchEmbed { size, patch: 14, width: w } },
+        Case { name: format!("resize {grid}->{size} + blur σ=4"), flops: (2 * 8 + 2 * 2 * 33) as f64 * (size * size) as f64, kind: CaseKind::MapPost { grid, size } },
+        Case { name: format!("sinkhorn {}x4 (≤100 iters)", grid * grid), flops: 100.0 * 2.0 * 4.0 * 8.0 * (grid * grid) as f64, kind: CaseKind::Sinkhorn { n: grid * grid, m: 4 } },
+    ]
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n).map(|_| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }).collect()
+}
+
+/// Runs one case once on `b`; the result is left queued (the caller syncs).
+fn run_case<B: Backend>(b: &B, c: &CaseKind, inputs: &[B::Tensor]) -> Result<B::Tensor, tokenclip::BackendError> {
+    match *c {
+        CaseKind::Matmul { layout, .. } => b.matmul(&inputs[0], &inputs[1], None, layout),
+        CaseKind::Attention { heads, kind, .. } => b.attention(&inputs[0], heads, kind, AttentionMask::None),
+        CaseKind::LayerNorm { .. } => b.layer_norm(&inputs[0], &inputs[1], &inputs[2], 1e-5),
+        CaseKind::Softmax { .. } => b.softmax(&inputs[0]),
+        CaseKind::PatchEmbed { .. } => b.patch_embed(&inputs[0], &inputs[1]),
+        CaseKind::MapPost { size, .. } => b.gaussian_blur(&b.resize_bilinear(&inputs[0], size, size)?, 4.0),
+        CaseKind::Sinkhorn { .. } => b.sinkhorn(&inputs[0], SinkhornParams::default()),
+    }
+}
+
+fn make_inputs<B: Backend>(b: &B, c: &CaseKind) -> Result<Vec<B::Tensor>, tokenclip::BackendError> {
+    let up = |shape: &[usize], seed| b.upload(&values(shape.iter().product(), seed), shape);
+    Ok(match *c {
+        CaseKind::Matmul { m, k, n, layout, f16 } => {
+            let bshape = if layout == BLayout::Transposed { [n, k] } else { [k, n] };
+            let w = if f16 {
+                let h: Vec<half::f16> = values(n * k, 2).iter().map(|&v| half::f16::from_f32(v)).collect();
+                b.upload_f16(&h, &bshape)?
+            } else {
+                up(&bshape, 2)?
+            };
+            vec![up(&[m, k], 1)?, w]
+        }
+        CaseKind::Attention { tokens, width, .. } => vec![up(&[tokens, 3 * width], 3)?],
+        CaseKind::LayerNorm { rows, cols } => vec![up(&[rows, cols], 4)?, up(&[cols], 5)?, up(&[cols], 6)?],
+        CaseKind::Softmax { rows, cols } => vec![up(&[rows, cols], 7)?],
+        CaseKind::PatchEmbed { size, patch, width } => vec![up(&[3, size, size], 8)?, up(&[width, 3, patch, patch], 9)?],
+        CaseKind::MapPost { grid, .. } => vec![up(&[1, grid, grid], 10)?],
+        CaseKind::Sinkhorn { n, m } => {
+            let cost: Vec<f32> = values(n * m, 11).iter().map(|v| 1.0 + 0.5 * v).collect();
+            vec![b.upload(&cost, &[n, m])?]
+        }
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench_backend<B: Backend>(b: &B, sync: impl Fn(&B, &B::Tensor) -> anyhow::Result<()>, args: &BenchArgs) -> anyhow::Result<()> {
+    println!("\n{}", b.describe());
+    println!("  {:<44} {:>10} {:>10}", "op", "ms", "GFLOP/s");
+    for case in cases(args.shapes) {
+        if args.filter.as_ref().is_some_and(|f| !case.name.contains(f.as_str())) {
+            continue;
+        }
+        let inputs = make_inputs(b, &case.kind)?;
+        let warm = run_case(b, &case.kind, &inputs)?;
+        sync(b, &warm)?;
+        let mut times = Vec::with_capacity(args.reps);
+        for _ in 0..args.reps.max(1) {
+            let start = Instant::now();
+            let out = run_case(b, &case.kind, &inputs)?;
+            sync(b, &out)?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        let t = median(times);
+        println!("  {:<44} {:>10.3} {:>10.1}", case.name, t * 1e3, case.flops / t / 1e9);
+    }
+    Ok(())
+}
+
+/// Runs the benchmark on the backends `--backend` selects (auto: every one available).
+pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
+    let BenchTarget::Ops = args.target;
+    if g.backend != BackendChoice::Gpu {
+        bench_backend(&CpuBackend::new(), |_, _| Ok(()), args)?;
+    }
+    if g.backend != BackendChoice::Cpu {
+        match pollster::block_on(GpuBackend::new(&g.gpu)) {
+            Ok(gpu) => bench_backend(&gpu, |b, _| Ok(b.wait()?), args)?,
+            Err(e) if g.backend == BackendChoice::Auto => println!("\nGPU skipped: {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! tokenclip: zero-shot anomaly detection (TokenCLIP on CLIP and AnomalyCLIP) on WebGPU and the
+//! CPU, natively and in the browser.
+//!
+//! The crate is built in layers: [`backend`] is the tensor-op interface with its GPU (wgpu,
+//! WGSL kernels under `shaders/`) and CPU implementations; model code is written once against
+//! it. [`Device`] is the one place where the `auto | gpu | cpu` choice is resolved.
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod backend;
+mod device;
+
+pub use backend::{Backend, BackendError};
+pub use device::{BackendChoice, Device};
+
+/// Every error the library returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor op or the device failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}

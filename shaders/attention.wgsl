@@ -11,7 +11,8 @@
 const QUERIES: u32 = 64u;
 const KEYS: u32 = 16u;
 const MAX_HEAD_DIM: u32 = 128u;
-const NEG_LARGE: f32 = -3.4028235e38;
+// Stands in for −∞ (Tint rejects literals that round past f32::MAX).
+const NEG_LARGE: f32 = -3.0e38;
 
 struct AttentionParams {
     tokens: u32,

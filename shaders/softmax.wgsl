@@ -41,7 +41,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (row >= params.rows) { return; }
     let cols = params.cols;
     let base = row * cols;
-    var m = -3.4028235e38;
+    var m = -3.0e38; // stands in for −∞ (Tint rejects literals that round past f32::MAX)
     for (var j = lid; j < cols; j += WG) { m = max(m, x[base + j]); }
     let row_max = workgroup_reduce(lid, m, true);
     var s = 0.0;

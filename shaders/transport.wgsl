@@ -2,7 +2,8 @@
 // Bindings: group 0 = inputs (read) then outputs (read_write); group 1 binding 0 = the params.
 
 const MAX_SUBSPACES: u32 = 64u;
-const NEG_LARGE: f32 = -3.4028235e38;
+// Stands in for −∞ (Tint rejects literals that round past f32::MAX).
+const NEG_LARGE: f32 = -3.0e38;
 
 struct SinkhornParams {
     tokens: u32,

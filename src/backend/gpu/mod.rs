@@ -95,7 +95,13 @@ impl GpuBackend {
     /// [`BackendError::DeviceRequest`], or a [`BackendError::Device`] if a pipeline fails to build.
     pub async fn new(opts: &GpuOptions) -> Result<Self, BackendError> {
         let ctx = GpuContext::open(opts).await?;
+        // An error scope, not the uncaptured-error hook: browsers report shader errors
+        // asynchronously, and a bad kernel must fail here, not at the first readback.
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::build(&ctx.device)?;
+        if let Some(e) = scope.pop().await {
+            return Err(BackendError::Device { op: "pipeline creation", message: e.to_string() });
+        }
         let recorder = Recorder::new(&ctx.device, &ctx.limits, &kernels.uniform_layout);
         let placeholder = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
@@ -120,6 +126,11 @@ impl GpuBackend {
     /// Free buffers held by the pool (for tests that check reuse).
     pub fn pooled_buffers(&self) -> usize {
         self.pool.free_buffers()
+    }
+
+    /// Storage buffers created so far; a repeated pass of the same shapes adds none.
+    pub fn buffers_created(&self) -> usize {
+        self.pool.created()
     }
 
     /// Waits for all submitted work (native only; the browser cannot block).

@@ -10,6 +10,7 @@ type FreeLists = Mutex<HashMap<u64, Vec<wgpu::Buffer>>>;
 #[derive(Debug, Default)]
 pub struct BufferPool {
     free: Arc<FreeLists>,
+    created: std::sync::atomic::AtomicUsize,
 }
 
 /// A storage buffer on loan from the pool; goes back to it on drop.
@@ -52,6 +53,7 @@ impl BufferPool {
         let class = size_class(bytes);
         let reused = self.free.lock().ok().and_then(|mut f| f.get_mut(&class).and_then(Vec::pop));
         let buffer = reused.unwrap_or_else(|| {
+            self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("tokenclip tensor"),
                 size: class,
@@ -60,6 +62,11 @@ impl BufferPool {
             })
         });
         PooledBuffer { buffer, class, home: Arc::downgrade(&self.free) }
+    }
+
+    /// Number of device buffers this pool has ever created.
+    pub fn created(&self) -> usize {
+        self.created.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of free buffers waiting for reuse.

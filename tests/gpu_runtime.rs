@@ -49,7 +49,8 @@ fn unknown_adapter_name_lists_what_exists() {
     if gpu("unknown_adapter_name_lists_what_exists").is_none() {
         return;
     }
-    let err = pollster::block_on(GpuBackend::new(&GpuOptions::default().with_adapter("no-such-adapter-xyz"))).unwrap_err();
+    let err =
+        pollster::block_on(GpuBackend::new(&GpuOptions::default().with_adapter("no-such-adapter-xyz"))).unwrap_err();
     match err {
         BackendError::AdapterNotFound { wanted, seen } => {
             assert_eq!(wanted, "no-such-adapter-xyz");
@@ -62,7 +63,7 @@ fn unknown_adapter_name_lists_what_exists() {
 #[test]
 fn output_over_binding_limit_is_a_typed_error() {
     let Some(g) = gpu("output_over_binding_limit_is_a_typed_error") else { return };
-    let limit = u64::from(g.context().limits.max_storage_buffer_binding_size).min(g.context().limits.max_buffer_size);
+    let limit = g.context().limits.max_storage_buffer_binding_size.min(g.context().limits.max_buffer_size);
     // An outer product whose [n, n] output needs more bytes than one binding may hold.
     let n = ((limit / 4) as f64).sqrt() as usize + 1;
     let a = g.upload(&vec![1.0; n], &[n, 1]).unwrap();

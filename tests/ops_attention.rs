@@ -11,11 +11,24 @@ fn attention_matches_pytorch<B: Backend>(be: &B) {
     for i in common::cases("attention", "qkv") {
         let (qkv, shape) = fixture32(&format!("attention_{i}.qkv"));
         let heads = fixture_scalar(&format!("attention_{i}.heads")) as usize;
-        let mask = if fixture_scalar(&format!("attention_{i}.causal")) != 0.0 { AttentionMask::Causal } else { AttentionMask::None };
-        let kind = if fixture_scalar(&format!("attention_{i}.value_value")) != 0.0 { AttentionKind::ValueValue } else { AttentionKind::QueryKey };
+        let mask = if fixture_scalar(&format!("attention_{i}.causal")) != 0.0 {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
+        let kind = if fixture_scalar(&format!("attention_{i}.value_value")) != 0.0 {
+            AttentionKind::ValueValue
+        } else {
+            AttentionKind::QueryKey
+        };
         let (want, _) = fixture(&format!("attention_{i}.y"));
         let got = read(be, &be.attention(&be.upload(&qkv, &shape).unwrap(), heads, kind, mask).unwrap());
-        assert_close(&format!("attention case {i} {shape:?} heads {heads} {kind:?} {mask:?}"), &got, &want, Tol::MATMUL);
+        assert_close(
+            &format!("attention case {i} {shape:?} heads {heads} {kind:?} {mask:?}"),
+            &got,
+            &want,
+            Tol::MATMUL,
+        );
     }
 }
 on_both_backends!(attention_matches_pytorch, super::attention_matches_pytorch);
@@ -31,23 +44,58 @@ fn patch_embed_matches_pytorch<B: Backend>(be: &B) {
 }
 on_both_backends!(patch_embed_matches_pytorch, super::patch_embed_matches_pytorch);
 
-fn run<B: Backend>(be: &B, batch: usize, tokens: usize, width: usize, heads: usize, kind: AttentionKind, mask: AttentionMask, seed: u64) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn run<B: Backend>(
+    be: &B,
+    batch: usize,
+    tokens: usize,
+    width: usize,
+    heads: usize,
+    kind: AttentionKind,
+    mask: AttentionMask,
+    seed: u64,
+) -> Vec<f32> {
     let shape = if batch == 1 { vec![tokens, 3 * width] } else { vec![batch, tokens, 3 * width] };
     let qkv = be.upload(&random(batch * tokens * 3 * width, seed, -2.0, 2.0), &shape).unwrap();
     read(be, &be.attention(&qkv, heads, kind, mask).unwrap())
 }
 
-fn compare(batch: usize, tokens: usize, width: usize, heads: usize, kind: AttentionKind, mask: AttentionMask, seed: u64) {
+fn compare(
+    batch: usize,
+    tokens: usize,
+    width: usize,
+    heads: usize,
+    kind: AttentionKind,
+    mask: AttentionMask,
+    seed: u64,
+) {
     let Some(g) = gpu("attention_gpu_matches_cpu") else { return };
     let what = format!("B {batch} T {tokens} W {width} heads {heads} {kind:?} {mask:?}");
-    assert_close32(&what, &run(g, batch, tokens, width, heads, kind, mask, seed), &run(&cpu(), batch, tokens, width, heads, kind, mask, seed), Tol::MATMUL);
+    assert_close32(
+        &what,
+        &run(g, batch, tokens, width, heads, kind, mask, seed),
+        &run(&cpu(), batch, tokens, width, heads, kind, mask, seed),
+        Tol::MATMUL,
+    );
 }
 
 #[test]
 fn attention_gpu_matches_cpu_edge_shapes() {
     use AttentionKind::*;
     use AttentionMask::*;
-    for (b, t, w, h) in [(1, 1, 4, 1), (1, 2, 8, 2), (1, 15, 16, 1), (1, 16, 16, 1), (1, 17, 48, 3), (1, 63, 64, 2), (1, 64, 64, 2), (1, 65, 64, 2), (2, 77, 64, 1), (1, 50, 256, 2), (1, 130, 40, 4)] {
+    for (b, t, w, h) in [
+        (1, 1, 4, 1),
+        (1, 2, 8, 2),
+        (1, 15, 16, 1),
+        (1, 16, 16, 1),
+        (1, 17, 48, 3),
+        (1, 63, 64, 2),
+        (1, 64, 64, 2),
+        (1, 65, 64, 2),
+        (2, 77, 64, 1),
+        (1, 50, 256, 2),
+        (1, 130, 40, 4),
+    ] {
         for (kind, mask) in [(QueryKey, None), (ValueValue, None), (QueryKey, Causal)] {
             compare(b, t, w, h, kind, mask, (t * 131 + w) as u64);
         }
@@ -67,16 +115,34 @@ proptest! {
 #[test]
 fn patch_embed_gpu_matches_cpu_edge_shapes() {
     let Some(g) = gpu("patch_embed_gpu_matches_cpu_edge_shapes") else { return };
-    for (c, h, w, o, p) in [(3, 14, 14, 8, 14), (3, 45, 31, 16, 14), (1, 5, 5, 1, 1), (3, 32, 32, 64, 16), (3, 33, 65, 7, 4)] {
+    for (c, h, w, o, p) in
+        [(3, 14, 14, 8, 14), (3, 45, 31, 16, 14), (1, 5, 5, 1, 1), (3, 32, 32, 64, 16), (3, 33, 65, 7, 4)]
+    {
         let img = random(c * h * w, 1, -1.0, 1.0);
         let wt = random(o * c * p * p, 2, -0.1, 0.1);
         let wt16: Vec<half::f16> = wt.iter().map(|&v| half::f16::from_f32(v)).collect();
         let c_be = cpu();
-        let want = read(&c_be, &c_be.patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload(&wt, &[o, c, p, p]).unwrap()).unwrap());
-        let got = read(g, &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload(&wt, &[o, c, p, p]).unwrap()).unwrap());
+        let want = read(
+            &c_be,
+            &c_be
+                .patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload(&wt, &[o, c, p, p]).unwrap())
+                .unwrap(),
+        );
+        let got = read(
+            g,
+            &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload(&wt, &[o, c, p, p]).unwrap()).unwrap(),
+        );
         assert_close32(&format!("patch_embed {c}x{h}x{w} -> {o} p{p}"), &got, &want, Tol::MATMUL);
-        let want16 = read(&c_be, &c_be.patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload_f16(&wt16, &[o, c, p, p]).unwrap()).unwrap());
-        let got16 = read(g, &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload_f16(&wt16, &[o, c, p, p]).unwrap()).unwrap());
+        let want16 = read(
+            &c_be,
+            &c_be
+                .patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload_f16(&wt16, &[o, c, p, p]).unwrap())
+                .unwrap(),
+        );
+        let got16 = read(
+            g,
+            &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload_f16(&wt16, &[o, c, p, p]).unwrap()).unwrap(),
+        );
         assert_close32(&format!("patch_embed f16 weights {c}x{h}x{w} -> {o} p{p}"), &got16, &want16, Tol::MATMUL);
     }
 }

@@ -34,7 +34,10 @@ fn run<B: Backend>(be: &B, p: &Problem) -> Vec<f32> {
     let bias_vals = common::random(p.n, p.seed + 2, -1.0, 1.0);
     let (b, bias) = if p.f16 {
         let h = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>();
-        (be.upload_f16(&h(&b_vals), &b_shape).expect("upload b"), be.upload_f16(&h(&bias_vals), &[p.n]).expect("upload bias"))
+        (
+            be.upload_f16(&h(&b_vals), &b_shape).expect("upload b"),
+            be.upload_f16(&h(&bias_vals), &[p.n]).expect("upload bias"),
+        )
     } else {
         (be.upload(&b_vals, &b_shape).expect("upload b"), be.upload(&bias_vals, &[p.n]).expect("upload bias"))
     };
@@ -45,7 +48,17 @@ fn run<B: Backend>(be: &B, p: &Problem) -> Vec<f32> {
 }
 
 fn plain(m: usize, k: usize, n: usize) -> Problem {
-    Problem { batch: None, m, k, n, layout: BLayout::RowMajor, b_batched: false, bias: false, f16: false, seed: (m * 31 + k * 7 + n) as u64 }
+    Problem {
+        batch: None,
+        m,
+        k,
+        n,
+        layout: BLayout::RowMajor,
+        b_batched: false,
+        bias: false,
+        f16: false,
+        seed: (m * 31 + k * 7 + n) as u64,
+    }
 }
 
 fn matches_pytorch<B: Backend>(be: &B) {
@@ -62,13 +75,19 @@ fn matches_pytorch<B: Backend>(be: &B) {
         let (a, sa) = fixture32(&format!("matmul_{i}.a"));
         let (b, sb) = fixture32(&format!("matmul_{i}.b"));
         let (want, _) = fixture(&format!("matmul_{i}.y"));
-        let got = read(be, &be.matmul(&be.upload(&a, &sa).unwrap(), &be.upload(&b, &sb).unwrap(), None, BLayout::RowMajor).unwrap());
+        let got = read(
+            be,
+            &be.matmul(&be.upload(&a, &sa).unwrap(), &be.upload(&b, &sb).unwrap(), None, BLayout::RowMajor).unwrap(),
+        );
         assert_close(&format!("a @ b case {i}"), &got, &want, Tol::MATMUL);
     }
     let (a, sa) = fixture32("bmm_0.a");
     let (b, sb) = fixture32("bmm_0.b");
     let (want, _) = fixture("bmm_0.y");
-    let got = read(be, &be.matmul(&be.upload(&a, &sa).unwrap(), &be.upload(&b, &sb).unwrap(), None, BLayout::RowMajor).unwrap());
+    let got = read(
+        be,
+        &be.matmul(&be.upload(&a, &sa).unwrap(), &be.upload(&b, &sb).unwrap(), None, BLayout::RowMajor).unwrap(),
+    );
     assert_close("torch.bmm", &got, &want, Tol::MATMUL);
 }
 on_both_backends!(matmul_matches_pytorch, super::matches_pytorch);
@@ -76,10 +95,22 @@ on_both_backends!(matmul_matches_pytorch, super::matches_pytorch);
 #[test]
 fn matmul_gpu_matches_cpu_edge_shapes() {
     let Some(g) = gpu("matmul_gpu_matches_cpu_edge_shapes") else { return };
-    let mut problems: Vec<Problem> = [(1, 1, 1), (1, 256, 1), (3, 5, 7), (16, 16, 16), (17, 15, 17), (64, 64, 64), (63, 65, 64), (65, 17, 129), (255, 33, 257), (2, 1025, 3), (130, 768, 66)]
-        .iter()
-        .map(|&(m, k, n)| plain(m, k, n))
-        .collect();
+    let mut problems: Vec<Problem> = [
+        (1, 1, 1),
+        (1, 256, 1),
+        (3, 5, 7),
+        (16, 16, 16),
+        (17, 15, 17),
+        (64, 64, 64),
+        (63, 65, 64),
+        (65, 17, 129),
+        (255, 33, 257),
+        (2, 1025, 3),
+        (130, 768, 66),
+    ]
+    .iter()
+    .map(|&(m, k, n)| plain(m, k, n))
+    .collect();
     problems.push(Problem { layout: BLayout::Transposed, bias: true, ..plain(70, 33, 65) });
     problems.push(Problem { layout: BLayout::Transposed, bias: true, f16: true, ..plain(70, 33, 65) });
     problems.push(Problem { f16: true, bias: true, ..plain(9, 7, 5) });
@@ -92,10 +123,30 @@ fn matmul_gpu_matches_cpu_edge_shapes() {
 }
 
 fn problem() -> impl Strategy<Value = Problem> {
-    (1usize..140, 1usize..140, 1usize..140, any::<bool>(), any::<bool>(), any::<bool>(), prop_oneof![Just(None), (1usize..4).prop_map(Some)], any::<bool>(), any::<u64>())
+    (
+        1usize..140,
+        1usize..140,
+        1usize..140,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![Just(None), (1usize..4).prop_map(Some)],
+        any::<bool>(),
+        any::<u64>(),
+    )
         .prop_map(|(m, k, n, t, bias, f16, batch, bb, seed)| {
             let b_batched = batch.is_some() && bb;
-            Problem { batch, m, k, n, layout: if t { BLayout::Transposed } else { BLayout::RowMajor }, b_batched, bias, f16: f16 && !b_batched, seed }
+            Problem {
+                batch,
+                m,
+                k,
+                n,
+                layout: if t { BLayout::Transposed } else { BLayout::RowMajor },
+                b_batched,
+                bias,
+                f16: f16 && !b_batched,
+                seed,
+            }
         })
 }
 
@@ -127,4 +178,3 @@ fn rejects_bad_operands<B: Backend>(be: &B) {
     assert!(matches!(err, BackendError::ShapeMismatch { op: "upload", .. }), "{err}");
 }
 on_both_backends!(matmul_rejects_bad_operands, super::rejects_bad_operands);
-

@@ -13,7 +13,9 @@ fn layer_norm_matches_pytorch<B: Backend>(be: &B) {
         let (b, sb) = fixture32(&format!("layer_norm_{i}.beta"));
         let eps = fixture_scalar(&format!("layer_norm_{i}.eps")) as f32;
         let (want, _) = fixture(&format!("layer_norm_{i}.y"));
-        let y = be.layer_norm(&be.upload(&x, &sx).unwrap(), &be.upload(&g, &sg).unwrap(), &be.upload(&b, &sb).unwrap(), eps).unwrap();
+        let y = be
+            .layer_norm(&be.upload(&x, &sx).unwrap(), &be.upload(&g, &sg).unwrap(), &be.upload(&b, &sb).unwrap(), eps)
+            .unwrap();
         // Case 3 has a mean of 1000 and unit spread: f32 inputs carry ~6e-5 absolute error there.
         let tol = if i == 3 { Tol { rel: 1e-4, abs: 2e-3 } } else { Tol::NORM };
         assert_close(&format!("F.layer_norm case {i} {sx:?}"), &read(be, &y), &want, tol);
@@ -69,7 +71,20 @@ fn compare(rows: usize, cols: usize, offset: f32, f16: bool, seed: u64) {
 
 #[test]
 fn layer_norm_gpu_matches_cpu_edge_shapes() {
-    for (rows, cols) in [(1, 1), (1, 2), (3, 7), (2, 63), (2, 64), (2, 65), (5, 255), (5, 256), (5, 257), (4, 768), (2, 1025), (3, 1024)] {
+    for (rows, cols) in [
+        (1, 1),
+        (1, 2),
+        (3, 7),
+        (2, 63),
+        (2, 64),
+        (2, 65),
+        (5, 255),
+        (5, 256),
+        (5, 257),
+        (4, 768),
+        (2, 1025),
+        (3, 1024),
+    ] {
         compare(rows, cols, 0.0, false, (rows * 1000 + cols) as u64);
     }
     compare(3, 1024, 1e3, false, 9);

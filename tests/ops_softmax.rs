@@ -40,10 +40,30 @@ fn compare(rows: usize, cols: usize, spread: f32, seed: u64) {
     let y = random(rows * cols, seed + 1, -spread, spread);
     let what = format!("[{rows}, {cols}] spread {spread}");
     let c = cpu();
-    assert_close32(&format!("softmax {what}"), &read(g, &g.softmax(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()), &read(&c, &c.softmax(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()), Tol::NORM);
-    assert_close32(&format!("quick_gelu {what}"), &read(g, &g.quick_gelu(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()), &read(&c, &c.quick_gelu(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()), Tol::ELEMENTWISE);
-    assert_close32(&format!("add {what}"), &read(g, &g.add(&g.upload(&x, &[rows, cols]).unwrap(), &g.upload(&y, &[rows, cols]).unwrap()).unwrap()), &read(&c, &c.add(&c.upload(&x, &[rows, cols]).unwrap(), &c.upload(&y, &[rows, cols]).unwrap()).unwrap()), Tol::ELEMENTWISE);
-    assert_close32(&format!("scale {what}"), &read(g, &g.scale(&g.upload(&x, &[rows, cols]).unwrap(), 0.125).unwrap()), &read(&c, &c.scale(&c.upload(&x, &[rows, cols]).unwrap(), 0.125).unwrap()), Tol::ELEMENTWISE);
+    assert_close32(
+        &format!("softmax {what}"),
+        &read(g, &g.softmax(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        &read(&c, &c.softmax(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        Tol::NORM,
+    );
+    assert_close32(
+        &format!("quick_gelu {what}"),
+        &read(g, &g.quick_gelu(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        &read(&c, &c.quick_gelu(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        Tol::ELEMENTWISE,
+    );
+    assert_close32(
+        &format!("add {what}"),
+        &read(g, &g.add(&g.upload(&x, &[rows, cols]).unwrap(), &g.upload(&y, &[rows, cols]).unwrap()).unwrap()),
+        &read(&c, &c.add(&c.upload(&x, &[rows, cols]).unwrap(), &c.upload(&y, &[rows, cols]).unwrap()).unwrap()),
+        Tol::ELEMENTWISE,
+    );
+    assert_close32(
+        &format!("scale {what}"),
+        &read(g, &g.scale(&g.upload(&x, &[rows, cols]).unwrap(), 0.125).unwrap()),
+        &read(&c, &c.scale(&c.upload(&x, &[rows, cols]).unwrap(), 0.125).unwrap()),
+        Tol::ELEMENTWISE,
+    );
 }
 
 #[test]

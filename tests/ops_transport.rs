@@ -71,7 +71,11 @@ fn compare(batch: usize, n: usize, m: usize, k: usize, eps: f32, seed: u64) {
 }
 
 /// The CPU plan on the GPU, so top-K sees identical inputs (its kept set is exact).
-fn plan_c_to(g: &tokenclip::backend::gpu::GpuBackend, plan: &[f32], shape: &[usize]) -> tokenclip::backend::gpu::GpuTensor {
+fn plan_c_to(
+    g: &tokenclip::backend::gpu::GpuBackend,
+    plan: &[f32],
+    shape: &[usize],
+) -> tokenclip::backend::gpu::GpuTensor {
     g.upload(plan, shape).unwrap()
 }
 
@@ -94,9 +98,15 @@ proptest! {
 
 fn transport_rejects_bad_arguments<B: Backend>(be: &B) {
     let cost = be.upload(&[0.5; 8], &[4, 2]).unwrap();
-    assert!(matches!(be.sinkhorn(&cost, SinkhornParams { eps: 0.0, ..Default::default() }).unwrap_err(), BackendError::InvalidArgument { op: "sinkhorn", .. }));
+    assert!(matches!(
+        be.sinkhorn(&cost, SinkhornParams { eps: 0.0, ..Default::default() }).unwrap_err(),
+        BackendError::InvalidArgument { op: "sinkhorn", .. }
+    ));
     assert!(matches!(be.top_k_renorm(&cost, 3).unwrap_err(), BackendError::InvalidArgument { op: "top_k_renorm", .. }));
     let wide = be.upload(&vec![0.5; 65], &[1, 65]).unwrap();
-    assert!(matches!(be.sinkhorn(&wide, SinkhornParams::default()).unwrap_err(), BackendError::LimitExceeded { op: "sinkhorn", .. }));
+    assert!(matches!(
+        be.sinkhorn(&wide, SinkhornParams::default()).unwrap_err(),
+        BackendError::LimitExceeded { op: "sinkhorn", .. }
+    ));
 }
 on_both_backends!(transport_rejects_bad_arguments, super::transport_rejects_bad_arguments);

@@ -44,8 +44,22 @@ async fn matmul_and_layer_norm_in_browser_match_cpu() {
     let c = CpuBackend::new();
     let (m, k, n) = (37, 70, 65);
     let (a, w, bias) = (values(m * k, 1), values(n * k, 2), values(n, 3));
-    let gy = g.matmul(&g.upload(&a, &[m, k]).unwrap(), &g.upload(&w, &[n, k]).unwrap(), Some(&g.upload(&bias, &[n]).unwrap()), BLayout::Transposed).unwrap();
-    let cy = c.matmul(&c.upload(&a, &[m, k]).unwrap(), &c.upload(&w, &[n, k]).unwrap(), Some(&c.upload(&bias, &[n]).unwrap()), BLayout::Transposed).unwrap();
+    let gy = g
+        .matmul(
+            &g.upload(&a, &[m, k]).unwrap(),
+            &g.upload(&w, &[n, k]).unwrap(),
+            Some(&g.upload(&bias, &[n]).unwrap()),
+            BLayout::Transposed,
+        )
+        .unwrap();
+    let cy = c
+        .matmul(
+            &c.upload(&a, &[m, k]).unwrap(),
+            &c.upload(&w, &[n, k]).unwrap(),
+            Some(&c.upload(&bias, &[n]).unwrap()),
+            BLayout::Transposed,
+        )
+        .unwrap();
     let (gamma, beta) = (values(n, 4), values(n, 5));
     let gz = g.layer_norm(&gy, &g.upload(&gamma, &[n]).unwrap(), &g.upload(&beta, &[n]).unwrap(), 1e-5).unwrap();
     let cz = c.layer_norm(&cy, &c.upload(&gamma, &[n]).unwrap(), &c.upload(&beta, &[n]).unwrap(), 1e-5).unwrap();
@@ -62,7 +76,13 @@ async fn attention_and_transport_in_browser_match_cpu() {
     for kind in [AttentionKind::QueryKey, AttentionKind::ValueValue] {
         let gy = g.attention(&g.upload(&qkv, &[t, 3 * w]).unwrap(), heads, kind, AttentionMask::None).unwrap();
         let cy = c.attention(&c.upload(&qkv, &[t, 3 * w]).unwrap(), heads, kind, AttentionMask::None).unwrap();
-        assert_close(&format!("attention {kind:?}"), &g.read(&gy).await.unwrap(), &c.read(&cy).await.unwrap(), 1e-4, 1e-4);
+        assert_close(
+            &format!("attention {kind:?}"),
+            &g.read(&gy).await.unwrap(),
+            &c.read(&cy).await.unwrap(),
+            1e-4,
+            1e-4,
+        );
     }
     let cost: Vec<f32> = values(300 * 4, 7).iter().map(|v| 1.0 + v).collect();
     let p = Default::default();

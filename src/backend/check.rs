@@ -102,14 +102,24 @@ pub fn matmul(
         }
         // The kernel reads bias and b through the same weight decoder.
         if bias.dtype() != b.dtype() {
-            return Err(BackendError::DTypeMismatch { op: OP, operand: "bias", expected: b.dtype().name(), got: bias.dtype().name() });
+            return Err(BackendError::DTypeMismatch {
+                op: OP,
+                operand: "bias",
+                expected: b.dtype().name(),
+                got: bias.dtype().name(),
+            });
         }
     }
     Ok(MatmulDims { batch, m, k, n, b_batched })
 }
 
 /// Validates [`super::Backend::layer_norm`] operands; returns `(rows, cols)`.
-pub fn layer_norm(x: &impl TensorInfo, gamma: &impl TensorInfo, beta: &impl TensorInfo, eps: f32) -> Result<(usize, usize), BackendError> {
+pub fn layer_norm(
+    x: &impl TensorInfo,
+    gamma: &impl TensorInfo,
+    beta: &impl TensorInfo,
+    eps: f32,
+) -> Result<(usize, usize), BackendError> {
     const OP: &str = "layer_norm";
     let (rows, cols) = rows_cols(OP, "x", x)?;
     if gamma.shape() != [cols] {
@@ -119,10 +129,18 @@ pub fn layer_norm(x: &impl TensorInfo, gamma: &impl TensorInfo, beta: &impl Tens
         return Err(shape_err(OP, "beta", format!("[{cols}]"), beta.shape()));
     }
     if gamma.dtype() != beta.dtype() {
-        return Err(BackendError::DTypeMismatch { op: OP, operand: "beta", expected: gamma.dtype().name(), got: beta.dtype().name() });
+        return Err(BackendError::DTypeMismatch {
+            op: OP,
+            operand: "beta",
+            expected: gamma.dtype().name(),
+            got: beta.dtype().name(),
+        });
     }
     if !(eps.is_finite() && eps >= 0.0) {
-        return Err(BackendError::InvalidArgument { op: OP, message: format!("eps must be finite and ≥ 0, got {eps}") });
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("eps must be finite and ≥ 0, got {eps}"),
+        });
     }
     Ok((rows, cols))
 }
@@ -157,11 +175,20 @@ pub fn attention(qkv: &impl TensorInfo, heads: usize) -> Result<AttentionDims, B
     }
     let width = cols / 3;
     if heads == 0 || width % heads != 0 {
-        return Err(BackendError::InvalidArgument { op: OP, message: format!("width {width} is not divisible into {heads} heads") });
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("width {width} is not divisible into {heads} heads"),
+        });
     }
     let head_dim = width / heads;
     if head_dim > MAX_HEAD_DIM {
-        return Err(BackendError::LimitExceeded { op: OP, what: "head width", needed: head_dim as u64, limit: MAX_HEAD_DIM as u64, hint: String::new() });
+        return Err(BackendError::LimitExceeded {
+            op: OP,
+            what: "head width",
+            needed: head_dim as u64,
+            limit: MAX_HEAD_DIM as u64,
+            hint: String::new(),
+        });
     }
     Ok(AttentionDims { batch, tokens, width, heads, head_dim })
 }
@@ -220,7 +247,10 @@ pub fn planes(op: &'static str, x: &impl TensorInfo) -> Result<(usize, usize, us
 pub fn resize_bilinear(x: &impl TensorInfo, out_h: usize, out_w: usize) -> Result<(usize, usize, usize), BackendError> {
     let dims = planes("resize_bilinear", x)?;
     if out_h == 0 || out_w == 0 {
-        return Err(BackendError::InvalidArgument { op: "resize_bilinear", message: format!("output size {out_h}×{out_w} must be at least 1×1") });
+        return Err(BackendError::InvalidArgument {
+            op: "resize_bilinear",
+            message: format!("output size {out_h}×{out_w} must be at least 1×1"),
+        });
     }
     Ok(dims)
 }
@@ -238,11 +268,20 @@ pub fn gaussian_blur(x: &impl TensorInfo, sigma: f32) -> Result<(usize, usize, u
     const OP: &str = "gaussian_blur";
     let dims = planes(OP, x)?;
     if !(sigma.is_finite() && sigma > 0.0) {
-        return Err(BackendError::InvalidArgument { op: OP, message: format!("sigma must be finite and > 0, got {sigma}") });
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("sigma must be finite and > 0, got {sigma}"),
+        });
     }
     let r = gaussian_radius(sigma);
     if r > MAX_BLUR_RADIUS {
-        return Err(BackendError::LimitExceeded { op: OP, what: "kernel radius", needed: r as u64, limit: MAX_BLUR_RADIUS as u64, hint: "; sigma must be at most 64".into() });
+        return Err(BackendError::LimitExceeded {
+            op: OP,
+            what: "kernel radius",
+            needed: r as u64,
+            limit: MAX_BLUR_RADIUS as u64,
+            hint: "; sigma must be at most 64".into(),
+        });
     }
     Ok(dims)
 }
@@ -258,10 +297,19 @@ pub fn sinkhorn(cost: &impl TensorInfo, p: &super::SinkhornParams) -> Result<(us
         _ => return Err(shape_err(OP, "cost", "[N, M] or [B, N, M]", cost.shape())),
     };
     if m > MAX_SUBSPACES {
-        return Err(BackendError::LimitExceeded { op: OP, what: "subspaces (M)", needed: m as u64, limit: MAX_SUBSPACES as u64, hint: String::new() });
+        return Err(BackendError::LimitExceeded {
+            op: OP,
+            what: "subspaces (M)",
+            needed: m as u64,
+            limit: MAX_SUBSPACES as u64,
+            hint: String::new(),
+        });
     }
     if !(p.eps.is_finite() && p.eps > 0.0) || p.max_iters == 0 || !(p.tol.is_finite() && p.tol >= 0.0) {
-        return Err(BackendError::InvalidArgument { op: OP, message: format!("need eps > 0, max_iters ≥ 1, tol ≥ 0; got {p:?}") });
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("need eps > 0, max_iters ≥ 1, tol ≥ 0; got {p:?}"),
+        });
     }
     Ok((b, n, m))
 }
@@ -271,7 +319,13 @@ pub fn top_k_renorm(x: &impl TensorInfo, k: usize) -> Result<(usize, usize), Bac
     const OP: &str = "top_k_renorm";
     let (rows, m) = rows_cols(OP, "x", x)?;
     if m > MAX_SUBSPACES {
-        return Err(BackendError::LimitExceeded { op: OP, what: "columns (M)", needed: m as u64, limit: MAX_SUBSPACES as u64, hint: String::new() });
+        return Err(BackendError::LimitExceeded {
+            op: OP,
+            what: "columns (M)",
+            needed: m as u64,
+            limit: MAX_SUBSPACES as u64,
+            hint: String::new(),
+        });
     }
     if k == 0 || k > m {
         return Err(BackendError::InvalidArgument { op: OP, message: format!("k must be in 1..={m}, got {k}") });

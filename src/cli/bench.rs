@@ -68,7 +68,11 @@ fn cases(set: ShapeSet) -> Vec<Case> {
         ShapeSet::Small => (197, 256, 4, 256),
     };
     let mm = |m: usize, k: usize, n: usize, layout, f16: bool| Case {
-        name: format!("matmul {m}x{k}x{n}{}{}", if layout == BLayout::Transposed { " (bT)" } else { "" }, if f16 { " f16-weights" } else { "" }),
+        name: format!(
+            "matmul {m}x{k}x{n}{}{}",
+            if layout == BLayout::Transposed { " (bT)" } else { "" },
+            if f16 { " f16-weights" } else { "" }
+        ),
         flops: 2.0 * (m * k * n) as f64,
         kind: CaseKind::Matmul { m, k, n, layout, f16 },
     };
@@ -80,25 +84,55 @@ fn cases(set: ShapeSet) -> Vec<Case> {
         mm(t, w, 4 * w, BLayout::Transposed, false),
         mm(t, w, 4 * w, BLayout::Transposed, true),
         mm(t, 4 * w, w, BLayout::Transposed, false),
-        Case { name: format!("attention T={t} W={w} heads={h}"), flops: 4.0 * (t * t * w) as f64, kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::QueryKey } },
-        Case { name: format!("attention v-v T={t} W={w} heads={h}"), flops: 4.0 * (t * t * w) as f64, kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::ValueValue } },
-        Case { name: format!("layer_norm {t}x{w}"), flops: 8.0 * (t * w) as f64, kind: CaseKind::LayerNorm { rows: t, cols: w } },
-        Case { name: format!("softmax {}x{t}", h * t), flops: 5.0 * (h * t * t) as f64, kind: CaseKind::Softmax { rows: h * t, cols: t } },
-        Case { name: format!("patch_embed {size}px p14 -> {w}"), flops: 2.0 * ((size / 14) * (size / 14) * 3 * 14 * 14 * w) as f64, kind: CaseKind::PatchEmbed { size, patch: 14, width: w } },
-        Case { name: format!("resize {grid}->{size} + blur σ=4"), flops: (2 * 8 + 2 * 2 * 33) as f64 * (size * size) as f64, kind: CaseKind::MapPost { grid, size } },
-        Case { name: format!("sinkhorn {}x4 (≤100 iters)", grid * grid), flops: 100.0 * 2.0 * 4.0 * 8.0 * (grid * grid) as f64, kind: CaseKind::Sinkhorn { n: grid * grid, m: 4 } },
+        Case {
+            name: format!("attention T={t} W={w} heads={h}"),
+            flops: 4.0 * (t * t * w) as f64,
+            kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::QueryKey },
+        },
+        Case {
+            name: format!("attention v-v T={t} W={w} heads={h}"),
+            flops: 4.0 * (t * t * w) as f64,
+            kind: CaseKind::Attention { tokens: t, width: w, heads: h, kind: AttentionKind::ValueValue },
+        },
+        Case {
+            name: format!("layer_norm {t}x{w}"),
+            flops: 8.0 * (t * w) as f64,
+            kind: CaseKind::LayerNorm { rows: t, cols: w },
+        },
+        Case {
+            name: format!("softmax {}x{t}", h * t),
+            flops: 5.0 * (h * t * t) as f64,
+            kind: CaseKind::Softmax { rows: h * t, cols: t },
+        },
+        Case {
+            name: format!("patch_embed {size}px p14 -> {w}"),
+            flops: 2.0 * ((size / 14) * (size / 14) * 3 * 14 * 14 * w) as f64,
+            kind: CaseKind::PatchEmbed { size, patch: 14, width: w },
+        },
+        Case {
+            name: format!("resize {grid}->{size} + blur σ=4"),
+            flops: (2 * 8 + 2 * 2 * 33) as f64 * (size * size) as f64,
+            kind: CaseKind::MapPost { grid, size },
+        },
+        Case {
+            name: format!("sinkhorn {}x4 (≤100 iters)", grid * grid),
+            flops: 100.0 * 2.0 * 4.0 * 8.0 * (grid * grid) as f64,
+            kind: CaseKind::Sinkhorn { n: grid * grid, m: 4 },
+        },
     ]
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n).map(|_| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }).collect()
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
 }
 
 /// Runs one case once on `b`; the result is left queued (the caller syncs).
@@ -130,7 +164,9 @@ fn make_inputs<B: Backend>(b: &B, c: &CaseKind) -> Result<Vec<B::Tensor>, tokenc
         CaseKind::Attention { tokens, width, .. } => vec![up(&[tokens, 3 * width], 3)?],
         CaseKind::LayerNorm { rows, cols } => vec![up(&[rows, cols], 4)?, up(&[cols], 5)?, up(&[cols], 6)?],
         CaseKind::Softmax { rows, cols } => vec![up(&[rows, cols], 7)?],
-        CaseKind::PatchEmbed { size, patch, width } => vec![up(&[3, size, size], 8)?, up(&[width, 3, patch, patch], 9)?],
+        CaseKind::PatchEmbed { size, patch, width } => {
+            vec![up(&[3, size, size], 8)?, up(&[width, 3, patch, patch], 9)?]
+        }
         CaseKind::MapPost { grid, .. } => vec![up(&[1, grid, grid], 10)?],
         CaseKind::Sinkhorn { n, m } => {
             let cost: Vec<f32> = values(n * m, 11).iter().map(|v| 1.0 + 0.5 * v).collect();
@@ -144,7 +180,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_backend<B: Backend>(b: &B, sync: impl Fn(&B, &B::Tensor) -> anyhow::Result<()>, args: &BenchArgs) -> anyhow::Result<()> {
+fn bench_backend<B: Backend>(
+    b: &B,
+    sync: impl Fn(&B, &B::Tensor) -> anyhow::Result<()>,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
     println!("\n{}", b.describe());
     println!("  {:<44} {:>10} {:>10}", "op", "ms", "GFLOP/s");
     for case in cases(args.shapes) {

@@ -1,7 +1,7 @@
 //! `tokenclip info`: adapters, the chosen one, its limits and features.
 
-use tokenclip::backend::gpu::{list_adapters, GpuBackend};
 use tokenclip::backend::cpu::CpuBackend;
+use tokenclip::backend::gpu::{list_adapters, GpuBackend};
 use tokenclip::{Backend, BackendChoice};
 
 use super::Global;
@@ -38,7 +38,7 @@ fn print_gpu(gpu: &GpuBackend) {
     let l = &ctx.limits;
     println!("  limits:");
     let rows: [(&str, u64); 9] = [
-        ("max_storage_buffer_binding_size", u64::from(l.max_storage_buffer_binding_size)),
+        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
         ("max_buffer_size", l.max_buffer_size),
         ("max_compute_invocations_per_workgroup", u64::from(l.max_compute_invocations_per_workgroup)),
         ("max_compute_workgroup_size_x", u64::from(l.max_compute_workgroup_size_x)),

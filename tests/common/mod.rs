@@ -15,7 +15,8 @@ pub const REQUIRE_GPU_ENV: &str = "TOKENCLIP_REQUIRE_GPU";
 /// machine has no adapter. Panics when none exists and `TOKENCLIP_REQUIRE_GPU=1`.
 pub fn gpu(test: &str) -> Option<&'static GpuBackend> {
     static GPU: OnceLock<Result<GpuBackend, String>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| pollster::block_on(GpuBackend::new(&GpuOptions::from_env())).map_err(|e| e.to_string()));
+    let gpu =
+        GPU.get_or_init(|| pollster::block_on(GpuBackend::new(&GpuOptions::from_env())).map_err(|e| e.to_string()));
     match gpu {
         Ok(g) => Some(g),
         Err(e) => {
@@ -64,6 +65,7 @@ impl Tol {
 /// Compares element by element; on failure reports how many differ, the mean and max error and
 /// the worst index, with both values there.
 #[track_caller]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a <= b)` on purpose: NaN must count as a failure
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tol) {
     assert_eq!(got.len(), want.len(), "{what}: length {} vs expected {}", got.len(), want.len());
     let mut bad = 0usize;
@@ -121,8 +123,12 @@ pub fn fixture(name: &str) -> (Vec<f64>, Vec<usize>) {
     let t = st.tensor(name).unwrap_or_else(|_| panic!("fixture tensor {name} missing"));
     let data = t.data();
     let values = match t.dtype() {
-        safetensors::Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-        safetensors::Dtype::F32 => data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes")))).collect(),
+        safetensors::Dtype::F64 => {
+            data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+        }
+        safetensors::Dtype::F32 => {
+            data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes")))).collect()
+        }
         other => panic!("fixture {name}: unexpected dtype {other:?}"),
     };
     (values, t.shape().to_vec())

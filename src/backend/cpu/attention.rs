@@ -29,9 +29,27 @@ pub fn attention(qkv: &[f32], dims: AttentionDims, kind: AttentionKind, mask: At
         // SAFETY: q, k, v address t rows of stride 3W and d columns inside qkv (base + offset +
         // (t−1)·3W + d ≤ qkv.len()); scores is t×t; no aliasing.
         unsafe {
-            gemm::gemm(t, t, d, scores.as_mut_ptr(), 1, t as isize, false,
-                q.as_ptr(), 1, rs, k.as_ptr(), rs, 1, 0.0, scale, false, false, false,
-                gemm::Parallelism::None);
+            gemm::gemm(
+                t,
+                t,
+                d,
+                scores.as_mut_ptr(),
+                1,
+                t as isize,
+                false,
+                q.as_ptr(),
+                1,
+                rs,
+                k.as_ptr(),
+                rs,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
         for (i, row) in scores.chunks_exact_mut(t).enumerate() {
             if mask == AttentionMask::Causal {
@@ -42,9 +60,27 @@ pub fn attention(qkv: &[f32], dims: AttentionDims, kind: AttentionKind, mask: At
         let mut o = vec![0.0f32; t * d];
         // SAFETY: as above; o is t×d.
         unsafe {
-            gemm::gemm(t, d, t, o.as_mut_ptr(), 1, d as isize, false,
-                scores.as_ptr(), 1, t as isize, v.as_ptr(), 1, rs, 0.0, 1.0, false, false, false,
-                gemm::Parallelism::None);
+            gemm::gemm(
+                t,
+                d,
+                t,
+                o.as_mut_ptr(),
+                1,
+                d as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                t as isize,
+                v.as_ptr(),
+                1,
+                rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
         o
     };

@@ -29,7 +29,8 @@ pub fn blur_axis(x: &[f32], c: usize, h: usize, w: usize, weights: &[f32], axis:
                 let mut acc = 0.0f32;
                 for (t, &wt) in weights.iter().enumerate() {
                     let off = t as i64 - r;
-                    let (sy, sx) = if axis == 0 { (reflect(y as i64 + off, h), xx) } else { (y, reflect(xx as i64 + off, w)) };
+                    let (sy, sx) =
+                        if axis == 0 { (reflect(y as i64 + off, h), xx) } else { (y, reflect(xx as i64 + off, w)) };
                     acc += wt * x[(ch * h + sy) * w + sx];
                 }
                 out[(ch * h + y) * w + xx] = acc;

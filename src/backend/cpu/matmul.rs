@@ -6,7 +6,17 @@ use crate::backend::BLayout;
 
 /// `c[m×n] = a[m×k] · b (+ bias)` where `b` is `[k, n]` ([`BLayout::RowMajor`]) or `[n, k]`
 /// ([`BLayout::Transposed`]). `c` is overwritten.
-pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, layout: BLayout, m: usize, k: usize, n: usize, c: &mut [f32]) {
+#[allow(clippy::too_many_arguments)] // a slice-level twin: the kernel's bindings plus its params
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    layout: BLayout,
+    m: usize,
+    k: usize,
+    n: usize,
+    c: &mut [f32],
+) {
     debug_assert_eq!(a.len(), m * k);
     debug_assert_eq!(b.len(), k * n);
     debug_assert_eq!(c.len(), m * n);
@@ -28,11 +38,24 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, layout: BLayout, m: us
     // the debug asserts above and by `check::matmul` at the API edge); dst does not alias inputs.
     unsafe {
         gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), 1, n as isize, read_dst,
-            a.as_ptr(), 1, k as isize,
-            b.as_ptr(), b_cs, b_rs,
-            1.0, 1.0, false, false, false,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            read_dst,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
             gemm_parallelism(m * n * k),
         );
     }

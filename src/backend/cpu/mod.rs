@@ -97,7 +97,13 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn matmul(&self, a: &CpuTensor, b: &CpuTensor, bias: Option<&CpuTensor>, layout: BLayout) -> Result<CpuTensor, BackendError> {
+    fn matmul(
+        &self,
+        a: &CpuTensor,
+        b: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        layout: BLayout,
+    ) -> Result<CpuTensor, BackendError> {
         let d = check::matmul(a, b, bias, layout)?;
         let mut out = vec![0.0; d.batch * d.m * d.n];
         let b_step = if d.b_batched { d.k * d.n } else { 0 };
@@ -114,7 +120,13 @@ impl Backend for CpuBackend {
         Ok(CpuTensor::new(out, shape))
     }
 
-    fn layer_norm(&self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32) -> Result<CpuTensor, BackendError> {
+    fn layer_norm(
+        &self,
+        x: &CpuTensor,
+        gamma: &CpuTensor,
+        beta: &CpuTensor,
+        eps: f32,
+    ) -> Result<CpuTensor, BackendError> {
         check::layer_norm(x, gamma, beta, eps)?;
         Ok(Self::unary(x, |x, out| norm::layer_norm(x, gamma.data(), beta.data(), eps, out)))
     }
@@ -144,7 +156,13 @@ impl Backend for CpuBackend {
         Ok(Self::unary(x, |x, out| elementwise::scale(x, factor, out)))
     }
 
-    fn attention(&self, qkv: &CpuTensor, heads: usize, kind: AttentionKind, mask: AttentionMask) -> Result<CpuTensor, BackendError> {
+    fn attention(
+        &self,
+        qkv: &CpuTensor,
+        heads: usize,
+        kind: AttentionKind,
+        mask: AttentionMask,
+    ) -> Result<CpuTensor, BackendError> {
         let d = check::attention(qkv, heads)?;
         let mut out = vec![0.0; d.batch * d.tokens * d.width];
         attention::attention(qkv.data(), d, kind, mask, &mut out);

@@ -9,7 +9,13 @@ use crate::backend::{check, AttentionKind, AttentionMask, BackendError, TensorIn
 const QUERIES: usize = 64;
 
 /// Records fused attention; shapes as [`crate::backend::Backend::attention`].
-pub fn attention(gpu: &GpuBackend, qkv: &GpuTensor, heads: usize, kind: AttentionKind, mask: AttentionMask) -> Result<GpuTensor, BackendError> {
+pub fn attention(
+    gpu: &GpuBackend,
+    qkv: &GpuTensor,
+    heads: usize,
+    kind: AttentionKind,
+    mask: AttentionMask,
+) -> Result<GpuTensor, BackendError> {
     const OP: &str = "attention";
     let d = check::attention(qkv, heads)?;
     let mut shape = qkv.shape().to_vec();
@@ -30,7 +36,8 @@ pub fn attention(gpu: &GpuBackend, qkv: &GpuTensor, heads: usize, kind: Attentio
         scale: 1.0 / (d.head_dim as f32).sqrt(),
         _pad: [0; 3],
     };
-    let grid = (dim(OP, "query blocks", d.tokens.div_ceil(QUERIES))?, dim(OP, "heads", heads)?, dim(OP, "batch", d.batch)?);
+    let grid =
+        (dim(OP, "query blocks", d.tokens.div_ceil(QUERIES))?, dim(OP, "heads", heads)?, dim(OP, "batch", d.batch)?);
     gpu.dispatch("attention", &[], &[qkv.binding(), out.binding()], bytemuck::bytes_of(&params), grid)?;
     Ok(out)
 }

@@ -84,10 +84,15 @@ fn rank(adapter: &wgpu::Adapter) -> (u8, u8) {
     (kind, api)
 }
 
-/// A wgpu instance with every backend this build has.
+/// The wgpu backends to use: `WGPU_BACKEND` (e.g. `vulkan,metal`) if set, else every one.
+pub fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
+}
+
+/// A wgpu instance with the backends of [`backends`].
 pub fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = wgpu::Backends::all();
+    desc.backends = backends();
     wgpu::Instance::new(desc)
 }
 
@@ -95,11 +100,14 @@ pub fn instance() -> wgpu::Instance {
 pub async fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        instance.enumerate_adapters(wgpu::Backends::all()).await
+        instance.enumerate_adapters(backends()).await
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let opts = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
+        let opts = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
         instance.request_adapter(&opts).await.into_iter().collect()
     }
 }
@@ -115,7 +123,7 @@ pub async fn list_adapters() -> Vec<AdapterSummary> {
 pub async fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> Result<wgpu::Adapter, BackendError> {
     let mut all = adapters(instance).await;
     if all.is_empty() {
-        return Err(BackendError::NoAdapter { backends: format!("{:?}", wgpu::Backends::all()) });
+        return Err(BackendError::NoAdapter { backends: format!("{:?}", backends()) });
     }
     all.sort_by_key(rank);
     match &opts.adapter {
@@ -124,7 +132,10 @@ pub async fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> Res
             let needle = wanted.to_lowercase();
             match all.iter().position(|a| a.get_info().name.to_lowercase().contains(&needle)) {
                 Some(i) => Ok(all.remove(i)),
-                None => Err(BackendError::AdapterNotFound { wanted: wanted.clone(), seen: all.iter().map(|a| a.get_info().name).collect() }),
+                None => Err(BackendError::AdapterNotFound {
+                    wanted: wanted.clone(),
+                    seen: all.iter().map(|a| a.get_info().name).collect(),
+                }),
             }
         }
     }
@@ -141,7 +152,10 @@ pub fn check_limits(name: &str, l: &wgpu::Limits) -> Result<(), BackendError> {
     ];
     for (what, have, need) in checks {
         if have < need {
-            return Err(BackendError::UnsupportedAdapter { adapter: name.to_string(), reason: format!("{what} is {have}, need at least {need}") });
+            return Err(BackendError::UnsupportedAdapter {
+                adapter: name.to_string(),
+                reason: format!("{what} is {have}, need at least {need}"),
+            });
         }
     }
     Ok(())
@@ -224,7 +238,8 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = adapter.request_device(&desc).await.map_err(|e| BackendError::DeviceRequest(e.to_string()))?;
+        let (device, queue) =
+            adapter.request_device(&desc).await.map_err(|e| BackendError::DeviceRequest(e.to_string()))?;
         let health = DeviceHealth::watch(&device);
         Ok(GpuContext { adapter: summary, device, queue, limits, features, health })
     }

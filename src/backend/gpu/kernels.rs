@@ -33,7 +33,11 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
         count: None,
     }
 }
@@ -50,7 +54,11 @@ impl Kernels {
             entries: &[wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: true, min_binding_size: None },
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
                 count: None,
             }],
         });
@@ -66,14 +74,21 @@ impl Kernels {
         let mut by_key = HashMap::new();
         for spec in shaders::KERNELS {
             let Some(module) = modules.get(spec.family) else {
-                return Err(BackendError::Device { op: "pipeline creation", message: format!("no shader file for family {}", spec.family) });
+                return Err(BackendError::Device {
+                    op: "pipeline creation",
+                    message: format!("no shader file for family {}", spec.family),
+                });
             };
             let io = (spec.inputs, spec.outputs);
             let storage = storage_layouts.entry(io).or_insert_with(|| {
-                let entries: Vec<_> = (0..spec.inputs).map(|b| storage_entry(b, true))
+                let entries: Vec<_> = (0..spec.inputs)
+                    .map(|b| storage_entry(b, true))
                     .chain((0..spec.outputs).map(|b| storage_entry(spec.inputs + b, false)))
                     .collect();
-                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("storage"), entries: &entries })
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("storage"),
+                    entries: &entries,
+                })
             });
             let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(spec.entry),
@@ -87,7 +102,10 @@ impl Kernels {
                     layout: Some(&layout),
                     module,
                     entry_point: Some(spec.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
                     cache: None,
                 });
                 let values: Vec<f64> = variant.iter().map(|(_, v)| *v).collect();

@@ -7,7 +7,13 @@ use crate::backend::{check, BLayout, BackendError, DType, TensorInfo};
 const TILE: usize = 64;
 
 /// Records `c = a · b (+ bias)`; shapes as [`crate::backend::Backend::matmul`].
-pub fn matmul(gpu: &GpuBackend, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, layout: BLayout) -> Result<GpuTensor, BackendError> {
+pub fn matmul(
+    gpu: &GpuBackend,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    layout: BLayout,
+) -> Result<GpuTensor, BackendError> {
     const OP: &str = "matmul";
     let d = check::matmul(a, b, bias, layout)?;
     let mut shape = a.shape().to_vec();
@@ -32,7 +38,17 @@ pub fn matmul(gpu: &GpuBackend, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuT
         Some(t) => t.binding(),
         None => super::Binding { buffer: &gpu.placeholder, bytes: 16 },
     };
-    let grid = (dim(OP, "column tiles", d.n.div_ceil(TILE))?, dim(OP, "row tiles", d.m.div_ceil(TILE))?, dim(OP, "batch", d.batch)?);
-    gpu.dispatch("matmul", &overrides, &[a.binding(), b.binding(), bias_binding, out.binding()], bytemuck::bytes_of(&params), grid)?;
+    let grid = (
+        dim(OP, "column tiles", d.n.div_ceil(TILE))?,
+        dim(OP, "row tiles", d.m.div_ceil(TILE))?,
+        dim(OP, "batch", d.batch)?,
+    );
+    gpu.dispatch(
+        "matmul",
+        &overrides,
+        &[a.binding(), b.binding(), bias_binding, out.binding()],
+        bytemuck::bytes_of(&params),
+        grid,
+    )?;
     Ok(out)
 }

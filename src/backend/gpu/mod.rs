@@ -110,7 +110,14 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         ctx.health.take("pipeline creation")?;
-        Ok(GpuBackend { ctx, kernels, pool: BufferPool::default(), recorder, placeholder, blur_taps: Default::default() })
+        Ok(GpuBackend {
+            ctx,
+            kernels,
+            pool: BufferPool::default(),
+            recorder,
+            placeholder,
+            blur_taps: Default::default(),
+        })
     }
 
     /// The adapter, limits and features in use.
@@ -137,7 +144,10 @@ impl GpuBackend {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self) -> Result<(), BackendError> {
         self.flush()?;
-        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BackendError::Device { op: "wait", message: e.to_string() })?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| BackendError::Device { op: "wait", message: e.to_string() })?;
         self.ctx.health.take("wait")
     }
 
@@ -152,7 +162,7 @@ impl GpuBackend {
 
     fn check_binding(&self, op: &'static str, bytes: u64) -> Result<(), BackendError> {
         let l = &self.ctx.limits;
-        let limit = u64::from(l.max_storage_buffer_binding_size).min(l.max_buffer_size);
+        let limit = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
         if bytes > limit {
             return Err(BackendError::LimitExceeded {
                 op,
@@ -184,18 +194,33 @@ impl GpuBackend {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         for (axis, n) in [("x", grid.0), ("y", grid.1), ("z", grid.2)] {
             if n > max {
-                return Err(BackendError::LimitExceeded { op: entry, what: "max_compute_workgroups_per_dimension", needed: u64::from(n), limit: u64::from(max), hint: format!(" (workgroups along {axis})") });
+                return Err(BackendError::LimitExceeded {
+                    op: entry,
+                    what: "max_compute_workgroups_per_dimension",
+                    needed: u64::from(n),
+                    limit: u64::from(max),
+                    hint: format!(" (workgroups along {axis})"),
+                });
             }
         }
         let kernel = self.kernels.get(entry, overrides)?;
-        let layout = self.kernels.storage_layout(kernel.storage_layout).ok_or_else(|| BackendError::Device { op: entry, message: "missing storage layout".into() })?;
+        let layout = self
+            .kernels
+            .storage_layout(kernel.storage_layout)
+            .ok_or_else(|| BackendError::Device { op: entry, message: "missing storage layout".into() })?;
         self.recorder.dispatch(&self.ctx, kernel, layout, bindings, params, grid)
     }
 
     /// `grid_for` with this device's per-dimension limit.
     fn grid(&self, groups: u64, op: &'static str) -> Result<(u32, u32, u32), BackendError> {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
-        let groups = u32::try_from(groups).map_err(|_| BackendError::LimitExceeded { op, what: "workgroups", needed: groups, limit: u64::from(u32::MAX), hint: String::new() })?;
+        let groups = u32::try_from(groups).map_err(|_| BackendError::LimitExceeded {
+            op,
+            what: "workgroups",
+            needed: groups,
+            limit: u64::from(u32::MAX),
+            hint: String::new(),
+        })?;
         let (x, y) = dispatch::grid_for(groups, max);
         Ok((x, y, 1))
     }
@@ -237,11 +262,23 @@ impl Backend for GpuBackend {
         self.recorder.flush(&self.ctx)
     }
 
-    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, layout: BLayout) -> Result<GpuTensor, BackendError> {
+    fn matmul(
+        &self,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        layout: BLayout,
+    ) -> Result<GpuTensor, BackendError> {
         matmul::matmul(self, a, b, bias, layout)
     }
 
-    fn layer_norm(&self, x: &GpuTensor, gamma: &GpuTensor, beta: &GpuTensor, eps: f32) -> Result<GpuTensor, BackendError> {
+    fn layer_norm(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        eps: f32,
+    ) -> Result<GpuTensor, BackendError> {
         norm::layer_norm(self, x, gamma, beta, eps)
     }
 
@@ -265,7 +302,13 @@ impl Backend for GpuBackend {
         elementwise::scale(self, x, factor)
     }
 
-    fn attention(&self, qkv: &GpuTensor, heads: usize, kind: AttentionKind, mask: AttentionMask) -> Result<GpuTensor, BackendError> {
+    fn attention(
+        &self,
+        qkv: &GpuTensor,
+        heads: usize,
+        kind: AttentionKind,
+        mask: AttentionMask,
+    ) -> Result<GpuTensor, BackendError> {
         attention::attention(self, qkv, heads, kind, mask)
     }
 
@@ -292,5 +335,11 @@ impl Backend for GpuBackend {
 
 /// Converts a dimension to the u32 a params struct holds.
 fn dim(op: &'static str, what: &'static str, v: usize) -> Result<u32, BackendError> {
-    u32::try_from(v).map_err(|_| BackendError::LimitExceeded { op, what, needed: v as u64, limit: u64::from(u32::MAX), hint: String::new() })
+    u32::try_from(v).map_err(|_| BackendError::LimitExceeded {
+        op,
+        what,
+        needed: v as u64,
+        limit: u64::from(u32::MAX),
+        hint: String::new(),
+    })
 }

@@ -14,14 +14,26 @@ pub fn row_wg(cols: usize) -> f64 {
 }
 
 /// Records a layer norm; shapes as [`crate::backend::Backend::layer_norm`].
-pub fn layer_norm(gpu: &GpuBackend, x: &GpuTensor, gamma: &GpuTensor, beta: &GpuTensor, eps: f32) -> Result<GpuTensor, BackendError> {
+pub fn layer_norm(
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    gamma: &GpuTensor,
+    beta: &GpuTensor,
+    eps: f32,
+) -> Result<GpuTensor, BackendError> {
     const OP: &str = "layer_norm";
     let (rows, cols) = check::layer_norm(x, gamma, beta, eps)?;
     let out = gpu.alloc(OP, x.shape().to_vec())?;
     let params = LayerNormParams { rows: dim(OP, "rows", rows)?, cols: dim(OP, "columns", cols)?, eps, _pad: 0 };
     let f16 = f64::from(u8::from(gamma.dtype() == DType::F16));
     let grid = gpu.grid(rows as u64, OP)?;
-    gpu.dispatch("layer_norm", &[row_wg(cols), f16], &[x.binding(), gamma.binding(), beta.binding(), out.binding()], bytemuck::bytes_of(&params), grid)?;
+    gpu.dispatch(
+        "layer_norm",
+        &[row_wg(cols), f16],
+        &[x.binding(), gamma.binding(), beta.binding(), out.binding()],
+        bytemuck::bytes_of(&params),
+        grid,
+    )?;
     Ok(out)
 }
 

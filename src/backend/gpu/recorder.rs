@@ -58,7 +58,11 @@ impl Recorder {
             layout: uniform_layout,
             entries: &[wgpu::BindGroupEntry {
                 binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &ring, offset: 0, size: wgpu::BufferSize::new(PARAMS_BINDING_SIZE) }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &ring,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAMS_BINDING_SIZE),
+                }),
             }],
         });
         Recorder {
@@ -71,7 +75,13 @@ impl Recorder {
         }
     }
 
-    fn bind_group(&self, ctx: &GpuContext, kernel: &Kernel, layout: &wgpu::BindGroupLayout, bindings: &[Binding<'_>]) -> Result<wgpu::BindGroup, BackendError> {
+    fn bind_group(
+        &self,
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        layout: &wgpu::BindGroupLayout,
+        bindings: &[Binding<'_>],
+    ) -> Result<wgpu::BindGroup, BackendError> {
         let key: BindKey = (kernel.storage_layout, bindings.iter().map(|b| (b.buffer.clone(), b.bytes)).collect());
         let mut cache = self.bind_groups.lock().map_err(|_| poisoned("bind group"))?;
         if let Some(group) = cache.get(&key) {
@@ -85,19 +95,42 @@ impl Recorder {
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: b.buffer, offset: 0, size: wgpu::BufferSize::new(b.bytes) }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(b.bytes),
+                }),
             })
             .collect();
-        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(kernel.spec.entry), layout, entries: &entries });
+        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.spec.entry),
+            layout,
+            entries: &entries,
+        });
         cache.insert(key, group.clone());
         Ok(group)
     }
 
     /// Appends one dispatch.
-    pub fn dispatch(&self, ctx: &GpuContext, kernel: &Kernel, layout: &wgpu::BindGroupLayout, bindings: &[Binding<'_>], params: &[u8], grid: (u32, u32, u32)) -> Result<(), BackendError> {
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        layout: &wgpu::BindGroupLayout,
+        bindings: &[Binding<'_>],
+        params: &[u8],
+        grid: (u32, u32, u32),
+    ) -> Result<(), BackendError> {
         let expected = (kernel.spec.inputs + kernel.spec.outputs) as usize;
         if bindings.len() != expected || params.len() as u64 > PARAMS_BINDING_SIZE {
-            return Err(BackendError::Device { op: kernel.spec.entry, message: format!("launcher passed {} bindings and {} param bytes; the registry says {expected}", bindings.len(), params.len()) });
+            return Err(BackendError::Device {
+                op: kernel.spec.entry,
+                message: format!(
+                    "launcher passed {} bindings and {} param bytes; the registry says {expected}",
+                    bindings.len(),
+                    params.len()
+                ),
+            });
         }
         let group = self.bind_group(ctx, kernel, layout, bindings)?;
         let mut p = self.pending.lock().map_err(|_| poisoned("dispatch"))?;
@@ -108,8 +141,13 @@ impl Recorder {
         p.staged.resize(offset as usize, 0);
         p.staged.extend_from_slice(params);
         p.slots += 1;
-        let encoder = p.encoder.get_or_insert_with(|| ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tokenclip") }));
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.spec.entry), timestamp_writes: None });
+        let encoder = p.encoder.get_or_insert_with(|| {
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tokenclip") })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel.spec.entry),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.set_bind_group(1, &self.ring_group, &[offset as u32]);
@@ -163,7 +201,9 @@ impl Recorder {
         });
         {
             let mut p = self.pending.lock().map_err(|_| poisoned("read"))?;
-            let encoder = p.encoder.get_or_insert_with(|| ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tokenclip") }));
+            let encoder = p.encoder.get_or_insert_with(|| {
+                ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tokenclip") })
+            });
             encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             self.submit_locked(ctx, &mut p);
         }

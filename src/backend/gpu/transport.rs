@@ -19,7 +19,13 @@ pub fn sinkhorn(gpu: &GpuBackend, cost: &GpuTensor, p: SinkhornParams) -> Result
         tol: p.tol,
         _pad1: [0; 2],
     };
-    gpu.dispatch("sinkhorn", &[], &[cost.binding(), plan.binding(), log_r.binding()], bytemuck::bytes_of(&params), (dim(OP, "batch", b)?, 1, 1))?;
+    gpu.dispatch(
+        "sinkhorn",
+        &[],
+        &[cost.binding(), plan.binding(), log_r.binding()],
+        bytemuck::bytes_of(&params),
+        (dim(OP, "batch", b)?, 1, 1),
+    )?;
     Ok(plan)
 }
 
@@ -28,7 +34,8 @@ pub fn top_k_renorm(gpu: &GpuBackend, x: &GpuTensor, k: usize) -> Result<GpuTens
     const OP: &str = "top_k_renorm";
     let (rows, m) = check::top_k_renorm(x, k)?;
     let out = gpu.alloc(OP, x.shape().to_vec())?;
-    let params = TopKParams { rows: dim(OP, "rows", rows)?, cols: dim(OP, "columns", m)?, k: dim(OP, "k", k)?, _pad: 0 };
+    let params =
+        TopKParams { rows: dim(OP, "rows", rows)?, cols: dim(OP, "columns", m)?, k: dim(OP, "k", k)?, _pad: 0 };
     let grid = gpu.grid((rows as u64).div_ceil(64), OP)?;
     gpu.dispatch("top_k_renorm", &[], &[x.binding(), out.binding()], bytemuck::bytes_of(&params), grid)?;
     Ok(out)

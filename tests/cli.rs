@@ -1,0 +1,64 @@
+//! The `tokenclip` binary end to end: `info` with and without a GPU adapter, `bench ops`.
+
+use std::process::Command;
+
+fn tokenclip(args: &[&str], hide_gpus: bool) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenclip"));
+    cmd.args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    if hide_gpus {
+        // Only the Vulkan backend, and a loader that finds no driver: a machine with no adapter.
+        cmd.env("WGPU_BACKEND", "vulkan")
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/icd.json");
+    }
+    let out = cmd.output().expect("run tokenclip");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn info_without_any_adapter_says_cpu_plainly() {
+    let (ok, out) = tokenclip(&["info"], true);
+    assert!(ok, "info must succeed without a GPU:\n{out}");
+    assert!(out.contains("GPU adapters (0)"), "{out}");
+    assert!(out.contains("chosen: cpu (no usable GPU"), "{out}");
+}
+
+#[test]
+fn gpu_backend_without_adapter_fails_with_a_message() {
+    let (ok, out) = tokenclip(&["--backend", "gpu", "info"], true);
+    assert!(!ok, "--backend gpu without an adapter must fail:\n{out}");
+    assert!(out.contains("error: no GPU adapter found"), "{out}");
+}
+
+#[test]
+fn info_lists_limits_of_the_chosen_adapter() {
+    let (ok, out) = tokenclip(&["info"], false);
+    assert!(ok, "{out}");
+    if out.contains("chosen: gpu") {
+        assert!(out.contains("max_storage_buffer_binding_size"), "{out}");
+        assert!(out.contains("shader-f16"), "{out}");
+    } else {
+        assert!(
+            std::env::var("TOKENCLIP_REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "no GPU chosen although required:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn bench_ops_prints_gflops_per_op() {
+    let (ok, out) = tokenclip(
+        &["--backend", "cpu", "bench", "ops", "--shapes", "small", "--reps", "1", "--filter", "matmul 256"],
+        false,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("GFLOP/s") && out.contains("matmul 256x256x256"), "{out}");
+}
+
+#[test]
+fn unknown_backend_is_refused() {
+    let (ok, out) = tokenclip(&["--backend", "tpu", "info"], false);
+    assert!(!ok);
+    assert!(out.contains("expected auto, gpu or cpu"), "{out}");
+}

@@ -38,20 +38,17 @@ struct MatmulParams {
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
 
-fn load_weight(buf_index: u32) -> f32 {
+// Element i of a weight binding's words: f32 bits, or half i of a packed f16 pair.
+fn decode_weight(word: u32, i: u32) -> f32 {
     if (WEIGHT_F16) {
-        let pair = unpack2x16float(b[buf_index >> 1u]);
-        return select(pair.x, pair.y, (buf_index & 1u) == 1u);
-    }
-    return bitcast<f32>(b[buf_index]);
-}
-
-fn load_bias(i: u32) -> f32 {
-    if (WEIGHT_F16) {
-        let pair = unpack2x16float(bias[i >> 1u]);
+        let pair = unpack2x16float(word);
         return select(pair.x, pair.y, (i & 1u) == 1u);
     }
-    return bitcast<f32>(bias[i]);
+    return bitcast<f32>(word);
+}
+
+fn weight_word(i: u32) -> u32 {
+    return select(i, i >> 1u, WEIGHT_F16);
 }
 
 @compute @workgroup_size(256)
@@ -83,7 +80,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             if (col0 + bc < n && k0 + bk < k) {
                 var bi: u32;
                 if (B_TRANSPOSED) { bi = (col0 + bc) * k + k0 + bk; } else { bi = (k0 + bk) * n + col0 + bc; }
-                bv = load_weight(b_base + bi);
+                bv = decode_weight(b[weight_word(b_base + bi)], b_base + bi);
             }
             b_tile[bk * TILE + bc] = bv;
         }
@@ -111,7 +108,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             let col = col0 + tx + 16u * j;
             if (col >= n) { continue; }
             var v = acc[i][j];
-            if (HAS_BIAS) { v += load_bias(col); }
+            if (HAS_BIAS) { v += decode_weight(bias[weight_word(col)], col); }
             c[c_base + row * n + col] = v;
         }
     }

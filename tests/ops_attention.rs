@@ -120,31 +120,29 @@ fn patch_embed_gpu_matches_cpu_edge_shapes() {
     {
         let img = random(c * h * w, 1, -1.0, 1.0);
         let wt = random(o * c * p * p, 2, -0.1, 0.1);
-        let wt16: Vec<half::f16> = wt.iter().map(|&v| half::f16::from_f32(v)).collect();
-        let c_be = cpu();
-        let want = read(
-            &c_be,
-            &c_be
-                .patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload(&wt, &[o, c, p, p]).unwrap())
-                .unwrap(),
-        );
-        let got = read(
-            g,
-            &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload(&wt, &[o, c, p, p]).unwrap()).unwrap(),
-        );
-        assert_close32(&format!("patch_embed {c}x{h}x{w} -> {o} p{p}"), &got, &want, Tol::MATMUL);
-        let want16 = read(
-            &c_be,
-            &c_be
-                .patch_embed(&c_be.upload(&img, &[c, h, w]).unwrap(), &c_be.upload_f16(&wt16, &[o, c, p, p]).unwrap())
-                .unwrap(),
-        );
-        let got16 = read(
-            g,
-            &g.patch_embed(&g.upload(&img, &[c, h, w]).unwrap(), &g.upload_f16(&wt16, &[o, c, p, p]).unwrap()).unwrap(),
-        );
-        assert_close32(&format!("patch_embed f16 weights {c}x{h}x{w} -> {o} p{p}"), &got16, &want16, Tol::MATMUL);
+        for f16 in [false, true] {
+            let what = format!("patch_embed {c}x{h}x{w} -> {o} p{p}, f16 weights {f16}");
+            let got = run_patch(g, &img, [c, h, w], &wt, [o, c, p, p], f16);
+            assert_close32(&what, &got, &run_patch(&cpu(), &img, [c, h, w], &wt, [o, c, p, p], f16), Tol::MATMUL);
+        }
     }
+}
+
+fn run_patch<B: Backend>(
+    be: &B,
+    img: &[f32],
+    img_shape: [usize; 3],
+    wt: &[f32],
+    w_shape: [usize; 4],
+    f16: bool,
+) -> Vec<f32> {
+    let weight = if f16 {
+        let halves: Vec<half::f16> = wt.iter().map(|&v| half::f16::from_f32(v)).collect();
+        be.upload_f16(&halves, &w_shape).unwrap()
+    } else {
+        be.upload(wt, &w_shape).unwrap()
+    };
+    read(be, &be.patch_embed(&be.upload(img, &img_shape).unwrap(), &weight).unwrap())
 }
 
 fn attention_rejects_bad_shapes<B: Backend>(be: &B) {

@@ -65,18 +65,9 @@ fn compare(batch: usize, n: usize, m: usize, k: usize, eps: f32, seed: u64) {
     let plan_c = cb.sinkhorn(&cb.upload(&cost, &shape).unwrap(), p).unwrap();
     let what = format!("{shape:?} eps {eps}");
     assert_close32(&format!("sinkhorn {what}"), &read(g, &plan_g), &read(&cb, &plan_c), Tol::TRANSPORT);
-    let wg = read(g, &g.top_k_renorm(&plan_c_to(g, &read(&cb, &plan_c), &shape), k).unwrap());
+    let wg = read(g, &g.top_k_renorm(&g.upload(&read(&cb, &plan_c), &shape).unwrap(), k).unwrap());
     let wc = read(&cb, &cb.top_k_renorm(&plan_c, k).unwrap());
     assert_close32(&format!("top-{k} {what}"), &wg, &wc, Tol::EXACT);
-}
-
-/// The CPU plan on the GPU, so top-K sees identical inputs (its kept set is exact).
-fn plan_c_to(
-    g: &tokenclip::backend::gpu::GpuBackend,
-    plan: &[f32],
-    shape: &[usize],
-) -> tokenclip::backend::gpu::GpuTensor {
-    g.upload(plan, shape).unwrap()
 }
 
 #[test]

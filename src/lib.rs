@@ -8,9 +8,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backend;
+pub mod clip;
 mod device;
+pub mod io;
 
 pub use backend::{Backend, BackendError};
+pub use clip::ModelError;
+pub use io::InputError;
 pub use device::{BackendChoice, Device};
 
 /// Every error the library returns.
@@ -20,4 +24,10 @@ pub enum Error {
     /// A tensor op or the device failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A model file or checkpoint is missing, damaged or of an unsupported kind.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// An image or other input could not be read, or an output not written.
+    #[error(transparent)]
+    Input(#[from] InputError),
 }

@@ -4,5 +4,7 @@
 //! `VisionTransformer` and `TextTransformer` (open_clip 3.3, `src/open_clip/transformer.py`).
 
 mod error;
+pub mod import;
+pub mod tokenizer;
 
 pub use error::ModelError;

@@ -1,0 +1,1 @@
+//! pickle (being written).

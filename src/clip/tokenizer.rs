@@ -1,0 +1,1 @@
+//! CLIP byte-pair-encoding tokenizer (being written).

@@ -343,3 +343,37 @@ pub fn same_shape(op: &'static str, a: &impl TensorInfo, b: &impl TensorInfo) ->
     }
     Ok(a.len())
 }
+
+/// A rank-2 f32 operand, as `(rows, cols)`.
+pub fn matrix(op: &'static str, operand: &'static str, x: &impl TensorInfo) -> Result<(usize, usize), BackendError> {
+    non_empty(op, operand, x)?;
+    f32_only(op, operand, x)?;
+    match *x.shape() {
+        [r, c] => Ok((r, c)),
+        _ => Err(shape_err(op, operand, "[rows, cols]", x.shape())),
+    }
+}
+
+/// Checks `slice_rows`: a non-empty row range inside `x`. Returns the columns.
+pub fn slice_rows(x: &impl TensorInfo, start: usize, count: usize) -> Result<usize, BackendError> {
+    const OP: &str = "slice_rows";
+    let (rows, cols) = matrix(OP, "x", x)?;
+    if count == 0 || start.checked_add(count).is_none_or(|end| end > rows) {
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("rows {start}..{} are not a non-empty range inside {rows} rows", start.saturating_add(count)),
+        });
+    }
+    Ok(cols)
+}
+
+/// Checks `concat_rows`: two matrices with the same number of columns. Returns `(ra, rb, cols)`.
+pub fn concat_rows(a: &impl TensorInfo, b: &impl TensorInfo) -> Result<(usize, usize, usize), BackendError> {
+    const OP: &str = "concat_rows";
+    let (ra, cols) = matrix(OP, "a", a)?;
+    let (rb, cb) = matrix(OP, "b", b)?;
+    if cb != cols {
+        return Err(shape_err(OP, "b", format!("[rows, {cols}] (the columns of a)"), b.shape()));
+    }
+    Ok((ra, rb, cols))
+}

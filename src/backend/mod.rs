@@ -185,6 +185,20 @@ pub trait Backend {
     /// Multiplies every element by `factor`.
     fn scale(&self, x: &Self::Tensor, factor: f32) -> Result<Self::Tensor, BackendError>;
 
+    // ----- copy family -----
+
+    /// Rows `start .. start + count` of a matrix (dropping CLIP's class token, EOT pooling).
+    ///
+    /// # Shapes
+    /// `x`: `[R, C]` (f32). Output: `[count, C]`.
+    fn slice_rows(&self, x: &Self::Tensor, start: usize, count: usize) -> Result<Self::Tensor, BackendError>;
+
+    /// The rows of `a` followed by the rows of `b` (prepending CLIP's class token).
+    ///
+    /// # Shapes
+    /// `a`: `[Ra, C]`, `b`: `[Rb, C]` (f32). Output: `[Ra + Rb, C]`.
+    fn concat_rows(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
+
     // ----- attention family -----
 
     /// Fused multi-head attention over a packed `qkv` tensor (the output of CLIP's `in_proj`),

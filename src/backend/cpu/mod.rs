@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod blur;
+pub mod copy;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
@@ -154,6 +155,16 @@ impl Backend for CpuBackend {
     fn scale(&self, x: &CpuTensor, factor: f32) -> Result<CpuTensor, BackendError> {
         check::rows_cols("scale", "x", x)?;
         Ok(Self::unary(x, |x, out| elementwise::scale(x, factor, out)))
+    }
+
+    fn slice_rows(&self, x: &CpuTensor, start: usize, count: usize) -> Result<CpuTensor, BackendError> {
+        let cols = check::slice_rows(x, start, count)?;
+        Ok(CpuTensor::new(copy::slice_rows(x.data(), cols, start, count), vec![count, cols]))
+    }
+
+    fn concat_rows(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        let (ra, rb, cols) = check::concat_rows(a, b)?;
+        Ok(CpuTensor::new(copy::concat_rows(a.data(), b.data()), vec![ra + rb, cols]))
     }
 
     fn attention(

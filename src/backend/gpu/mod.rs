@@ -13,6 +13,7 @@ pub mod shaders;
 
 mod attention;
 mod blur;
+mod copy;
 mod elementwise;
 mod matmul;
 mod norm;
@@ -300,6 +301,14 @@ impl Backend for GpuBackend {
 
     fn scale(&self, x: &GpuTensor, factor: f32) -> Result<GpuTensor, BackendError> {
         elementwise::scale(self, x, factor)
+    }
+
+    fn slice_rows(&self, x: &GpuTensor, start: usize, count: usize) -> Result<GpuTensor, BackendError> {
+        copy::slice_rows(self, x, start, count)
+    }
+
+    fn concat_rows(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        copy::concat_rows(self, a, b)
     }
 
     fn attention(

@@ -175,3 +175,17 @@ pub struct TopKParams {
     /// Padding.
     pub _pad: u32,
 }
+
+/// `CopyParams` in `copy.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct CopyParams {
+    /// Elements to copy.
+    pub n: u32,
+    /// First source element.
+    pub src_offset: u32,
+    /// First destination element.
+    pub dst_offset: u32,
+    /// Padding.
+    pub _pad: u32,
+}

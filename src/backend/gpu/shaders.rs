@@ -16,6 +16,7 @@ pub struct ShaderFile {
 pub const FILES: &[ShaderFile] = &[
     ShaderFile { family: "attention", source: include_str!("../../../shaders/attention.wgsl") },
     ShaderFile { family: "blur", source: include_str!("../../../shaders/blur.wgsl") },
+    ShaderFile { family: "copy", source: include_str!("../../../shaders/copy.wgsl") },
     ShaderFile { family: "elementwise", source: include_str!("../../../shaders/elementwise.wgsl") },
     ShaderFile { family: "matmul", source: include_str!("../../../shaders/matmul.wgsl") },
     ShaderFile { family: "norm", source: include_str!("../../../shaders/norm.wgsl") },
@@ -95,6 +96,15 @@ pub const KERNELS: &[KernelSpec] = &[
         params: "BlurParams",
         params_size: size_of_params!(BlurParams),
         overrides: &[("AXIS", BOOL)],
+    },
+    KernelSpec {
+        family: "copy",
+        entry: "copy_range",
+        inputs: 1,
+        outputs: 1,
+        params: "CopyParams",
+        params_size: size_of_params!(CopyParams),
+        overrides: &[],
     },
     KernelSpec {
         family: "elementwise",

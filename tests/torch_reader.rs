@@ -144,7 +144,7 @@ fn traced_open_clip_matches_jit_state_dict() {
 /// The full-vocabulary traced CLIP that `tools/make_torch_fixtures.py --check-large` makes in a
 /// temporary directory (too big to commit).
 #[test]
-#[ignore]
+#[ignore = "needs TOKENCLIP_TORCH_LARGE, made by tools/make_torch_fixtures.py --check-large (13 MB, not committed)"]
 fn large_traced_clip_from_env() {
     let Ok(path) = std::env::var("TOKENCLIP_TORCH_LARGE") else {
         eprintln!("SKIPPED: set TOKENCLIP_TORCH_LARGE (tools/make_torch_fixtures.py --check-large)");

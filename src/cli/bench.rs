@@ -27,13 +27,21 @@ pub enum ShapeSet {
     Large,
     /// Small shapes for slow software devices (lavapipe, SwiftShader).
     Small,
+    /// ViT-B/16 at 224 px (197 tokens, width 768).
+    B16,
 }
 
 /// `tokenclip bench` arguments.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to measure.
-    target: BenchTarget,
+    /// What to measure: `ops`, or nothing with `--model` (image encoding with that model).
+    target: Option<BenchTarget>,
+    /// Model file: time its image encoder.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// Image size for `--model` (default: the model's detection size).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Timed repetitions per op (the median is reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
@@ -66,6 +74,7 @@ fn cases(set: ShapeSet) -> Vec<Case> {
     let (t, w, h, big) = match set {
         ShapeSet::Large => (1370, 1024, 16, 1024),
         ShapeSet::Small => (197, 256, 4, 256),
+        ShapeSet::B16 => (197, 768, 12, 768),
     };
     let mm = |m: usize, k: usize, n: usize, layout, f16: bool| Case {
         name: format!(
@@ -123,7 +132,7 @@ fn cases(set: ShapeSet) -> Vec<Case> {
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {
@@ -175,7 +184,7 @@ fn make_inputs<B: Backend>(b: &B, c: &CaseKind) -> Result<Vec<B::Tensor>, tokenc
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -209,7 +218,17 @@ fn bench_backend<B: Backend>(
 
 /// Runs the benchmark on the backends `--backend` selects (auto: every one available).
 pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
-    let BenchTarget::Ops = args.target;
+    match (&args.target, &args.model) {
+        (None, Some(model)) => {
+            let file = tokenclip::clip::model_file::ModelFile::open(model)?;
+            let size = args.image_size.unwrap_or(file.config.input_size);
+            let device = super::open_device(g)?;
+            return super::with_backend!(&device, be => super::bench_model::bench_encoder(be, &file, size, args.reps));
+        }
+        (None, None) => anyhow::bail!("say what to measure: `bench ops`, or `bench --model M`"),
+        (Some(BenchTarget::Ops), Some(_)) => anyhow::bail!("`bench ops` takes no --model"),
+        (Some(BenchTarget::Ops), None) => {}
+    }
     if g.backend != BackendChoice::Gpu {
         bench_backend(&CpuBackend::new(), |_, _| Ok(()), args)?;
     }

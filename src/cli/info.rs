@@ -6,8 +6,19 @@ use tokenclip::{Backend, BackendChoice};
 
 use super::Global;
 
+/// `tokenclip info` arguments.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Also describe this model file (checked as a load would check it).
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+}
+
 /// Prints what this machine offers and what `--backend`/`--adapter` would pick.
-pub fn run(g: &Global) -> anyhow::Result<()> {
+pub fn run(g: &Global, args: &InfoArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.model {
+        print_model(path)?;
+    }
     let adapters = pollster::block_on(list_adapters());
     println!("GPU adapters ({}):", adapters.len());
     if adapters.is_empty() {
@@ -57,4 +68,26 @@ fn print_gpu(gpu: &GpuBackend) {
     println!("    shader-f16      {}", yes(f.contains(wgpu::Features::SHADER_F16)));
     println!("    subgroups       {}", yes(f.contains(wgpu::Features::SUBGROUP)));
     println!("    timestamp-query {}", yes(f.contains(wgpu::Features::TIMESTAMP_QUERY)));
+}
+
+fn print_model(path: &std::path::Path) -> anyhow::Result<()> {
+    let file = tokenclip::clip::model_file::ModelFile::open(path)?;
+    let c = &file.config;
+    let v = &c.clip.vision;
+    println!("model {}: {}", path.display(), c.clip.name.as_deref().unwrap_or("custom CLIP ViT"));
+    println!(
+        "  vision: width {}, {} layers, {} heads, patch {}, native {} px; embedding {}",
+        v.width, v.layers, v.heads, v.patch_size, v.image_size, c.clip.embed_dim
+    );
+    match &c.clip.text {
+        Some(t) => {
+            println!("  text: width {}, {} layers, {} heads, context {}", t.width, t.layers, t.heads, t.context_length)
+        }
+        None => println!("  text: none (vision-only file)"),
+    }
+    println!(
+        "  weights {:?}, input {} px, DPAM from layer {}, feature layers {:?}",
+        c.weights, c.input_size, c.dpam_start, c.feature_layers
+    );
+    Ok(())
 }

@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand};
 use tokenclip::BackendChoice;
 
 mod bench;
+mod bench_model;
+mod embed;
+mod import;
 mod info;
 
 /// Zero-shot anomaly detection with TokenCLIP on WebGPU or the CPU.
@@ -24,9 +27,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List GPU adapters, the one chosen, its limits and features.
-    Info,
-    /// Measure op throughput (GFLOP/s) per backend.
+    /// List GPU adapters, the one chosen, its limits and features; with --model, the model's configuration.
+    Info(info::InfoArgs),
+    /// Turn a CLIP checkpoint into a model file.
+    Import(import::ImportArgs),
+    /// Write CLIP image and text embeddings (as open_clip's encode_image / encode_text).
+    Embed(embed::EmbedArgs),
+    /// Measure op throughput (`bench ops`) or image encoding with a model (`bench --model M`).
     Bench(bench::BenchArgs),
 }
 
@@ -47,7 +54,9 @@ pub fn main() -> ExitCode {
     }
     let global = Global { backend: cli.backend, gpu };
     let result = match cli.command {
-        Command::Info => info::run(&global),
+        Command::Info(args) => info::run(&global, &args),
+        Command::Import(args) => import::run(&args),
+        Command::Embed(args) => embed::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),
     };
     match result {
@@ -58,3 +67,29 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Opens the backend `--backend` asks for, saying on stderr when `auto` fell back to the CPU.
+pub fn open_device(g: &Global) -> anyhow::Result<tokenclip::Device> {
+    let (device, fallback) = pollster::block_on(tokenclip::Device::open(g.backend, &g.gpu))?;
+    if let Some(reason) = fallback {
+        eprintln!("note: using the CPU backend ({reason})");
+    }
+    Ok(device)
+}
+
+/// Runs `$body` with `$be` bound to the device's backend, whichever it is.
+macro_rules! with_backend {
+    ($device:expr, $be:ident => $body:expr) => {
+        match $device {
+            tokenclip::Device::Gpu(g) => {
+                let $be = &**g;
+                $body
+            }
+            tokenclip::Device::Cpu(c) => {
+                let $be = c;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_backend;

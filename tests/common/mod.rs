@@ -2,6 +2,8 @@
 //! `assert_close`, and the PyTorch/SciPy fixtures.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod clip;
+
 use std::sync::OnceLock;
 
 use tokenclip::backend::cpu::CpuBackend;

@@ -1,0 +1,66 @@
+//! `tokenclip bench --model M`: time image encoding with a real model file.
+//!
+//! Reports the load time, the first image (pipelines and buffers warm up), the median of
+//! `--reps` further images, and the process's peak resident memory. The image is random pixels of
+//! the requested size: the encoder's cost does not depend on what the picture shows.
+
+use std::time::Instant;
+
+use tokenclip::backend::Backend;
+use tokenclip::clip::model::ClipModel;
+use tokenclip::clip::model_file::ModelFile;
+
+use super::bench::{median, values};
+
+/// Times `encode_image` at `size`×`size` on `be`.
+pub fn bench_encoder<B: Backend>(be: &B, file: &ModelFile, size: usize, reps: usize) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let model = ClipModel::load(file, &file.config, be)?;
+    let load = start.elapsed().as_secs_f64();
+    let pixels = values(3 * size * size, 42);
+    let run = || -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let x = be.upload(&pixels, &[3, size, size])?;
+        let e = model.vision.encode_image(be, &x)?;
+        pollster::block_on(be.read(&e))?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let first = run()?;
+    let times = (0..reps.max(1)).map(|_| run()).collect::<anyhow::Result<Vec<f64>>>()?;
+    let name = file.config.clip.name.as_deref().unwrap_or("custom ViT");
+    let grid = size / file.config.clip.vision.patch_size;
+    println!(
+        "{} — {name} ({:?} weights), image encoding at {size} px ({} tokens)",
+        be.describe(),
+        file.config.weights,
+        grid * grid + 1
+    );
+    println!(
+        "  load {:.2} s, first image {:.3} s, median of {} {:.3} s (min {:.3} s)",
+        load,
+        first,
+        times.len(),
+        median(times.clone()),
+        times.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+    let photo =
+        tokenclip::io::image::RgbImage::from_rgb(1024, 768, (0..1024 * 768 * 3).map(|i| (i * 7 % 251) as u8).collect())
+            .ok_or_else(|| anyhow::anyhow!("test image"))?;
+    let start = Instant::now();
+    let _ = tokenclip::io::preprocess::preprocess(&photo, size as u32, tokenclip::io::preprocess::ResizeMode::Squash);
+    println!(
+        "  preprocessing a 1024×768 image to {size}×{size} (bicubic, normalise): {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    if let Some(kib) = peak_rss_kib() {
+        println!("  peak resident memory {:.0} MiB", kib as f64 / 1024.0);
+    }
+    Ok(())
+}
+
+/// VmHWM from /proc/self/status (Linux); `None` elsewhere.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

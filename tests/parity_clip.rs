@@ -89,3 +89,21 @@ fn hugging_face<B: Backend>(be: &B) {
     check_embeddings(be, &f16_model, "tiny2.f32", F16_TOL, "Hugging Face CLIPModel, f16");
 }
 on_both_backends!(hugging_face, super::hugging_face);
+
+/// A 48 px input (6×6 grid against the checkpoint's 4×4): the positional embedding is resized
+/// bilinearly as AnomalyCLIP does (METHOD.md A1).
+fn another_input_size<B: Backend>(be: &B) {
+    let exp = Expected::load();
+    let dir = scratch("size48");
+    let model = import(&gunzip("clip_tiny_openclip.safetensors.gz", &dir), &dir, WeightDType::F32, true);
+    let file = ModelFile::open(&model).unwrap();
+    let clip = ClipModel::load(&file, &file.config, be).unwrap();
+    for i in 0..exp.images.len() {
+        let (pixels, _) = exp.get(&format!("pixels48.{i}"));
+        let got = read(be, &clip.vision.encode_image(be, &be.upload(pixels, &[3, 48, 48]).unwrap()).unwrap());
+        let want = exp.row("main.image_embeds_48", i);
+        assert_rel_l2(&format!("48 px image {i}"), &got, want, F32_TOL);
+        assert_close32(&format!("48 px image {i}"), &got, want, Tol::MATMUL);
+    }
+}
+on_both_backends!(another_input_size, super::another_input_size);

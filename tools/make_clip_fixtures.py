@@ -16,7 +16,8 @@ the token table holds random rows only for the tokens of the test texts, the res
 it compresses to almost nothing.
 
 Expected tensors: `pixels.{i}` (open_clip's preprocess of each test image at 32 px),
-`main.image_embeds`, `main.text_embeds`, `main.vision.embed` (after ln_pre) and
+`main.image_embeds`, `main.text_embeds`, `pixels48.{i}` and `main.image_embeds_48` (48 px input:
+a 6×6 grid, positional embedding resized bilinearly as AnomalyCLIP does), `main.vision.embed` (after ln_pre) and
 `main.vision.block{j}` for image 0, `tiny2.f16.{image,text}_embeds` (open_clip on the f16-rounded
 weights the .pt holds), `tiny2.f32.{image,text}_embeds` (transformers' CLIPModel on the f32
 weights the HF file holds; open_clip on the same weights agrees, checked here). Texts, token ids
@@ -127,6 +128,20 @@ def vision_intermediates(model, pixels):
     return x[0], caps
 
 
+def with_grid(model, new_side):
+    """A copy of `model` whose positional embedding is resized to a new_side × new_side grid."""
+    import copy
+
+    m = copy.deepcopy(model)
+    pos = m.visual.positional_embedding.data
+    side, width = int((pos.shape[0] - 1) ** 0.5), pos.shape[1]
+    grid = pos[1:].reshape(-1, side, side, width).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, (new_side, new_side), mode="bilinear")
+    grid = grid.reshape(-1, width, new_side * new_side).transpose(1, 2)
+    m.visual.positional_embedding = torch.nn.Parameter(torch.cat([pos[:1], grid[0]], 0))
+    return m
+
+
 def gz(src, dst):
     with open(src, "rb") as f, gzip.GzipFile(dst, "wb", mtime=0) as g:
         shutil.copyfileobj(f, g)
@@ -204,6 +219,12 @@ def tiny(args):
     round_f16(main)
     out["main.image_embeds"] = main.encode_image(pixels)
     out["main.text_embeds"] = main.encode_text(tokens)
+    # Another input size: the positional grid resized bilinearly as AnomalyCLIP's VisionTransformer
+    # does (F.interpolate, align_corners=False), on a copy of the model.
+    pixels48 = preprocess_images(48)
+    for i in range(pixels48.shape[0]):
+        out[f"pixels48.{i}"] = pixels48[i]
+    out["main.image_embeds_48"] = with_grid(main, 6).encode_image(pixels48)
     emb, blocks = vision_intermediates(main, pixels)
     out["main.vision.embed"] = emb
     for j, b in enumerate(blocks):

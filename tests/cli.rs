@@ -1,4 +1,5 @@
-//! The `tokenclip` binary end to end: `info` with and without a GPU adapter, `bench ops`.
+//! The `tokenclip` binary end to end: `info` with and without a GPU adapter, `bench ops`, `import`
+//! and `info --model`.
 
 use std::process::Command;
 
@@ -61,4 +62,24 @@ fn unknown_backend_is_refused() {
     let (ok, out) = tokenclip(&["--backend", "tpu", "info"], false);
     assert!(!ok);
     assert!(out.contains("expected auto, gpu or cpu"), "{out}");
+}
+
+#[test]
+fn import_then_info_describe_the_model() {
+    let dir = std::env::temp_dir().join(format!("tokenclip-cli-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("tiny.safetensors");
+    let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_tiny_openclip.safetensors.gz");
+    let mut r = flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap());
+    std::io::copy(&mut r, &mut std::fs::File::create(&src).unwrap()).unwrap();
+    let model = dir.join("model.safetensors");
+    let (s, m) = (src.to_str().unwrap(), model.to_str().unwrap());
+    let (ok, out) = tokenclip(&["import", "--clip", s, "--out", m, "--dtype", "f16", "--image-size", "64"], false);
+    assert!(ok, "{out}");
+    assert!(out.contains("vision: width 128, 4 layers, 2 heads, patch 8, native 32 px; embedding 64"), "{out}");
+    let (ok, out) = tokenclip(&["--backend", "cpu", "info", "--model", m], false);
+    assert!(ok, "{out}");
+    assert!(out.contains("text: width 128, 2 layers, 2 heads, context 77"), "{out}");
+    assert!(out.contains("weights F16, input 64 px, DPAM from layer 1, feature layers [4]"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,21 +67,27 @@ fn embed_matches_open_clip_gpu() {
     }
 }
 
+/// Runs `tokenclip --backend cpu embed ARGS --out OUT` and expects a failure whose stderr contains
+/// `want`, with no output file left.
+fn embed_fails(args: &[&std::ffi::OsStr], out: &std::path::Path, want: &str) {
+    let run = Command::new(env!("CARGO_BIN_EXE_tokenclip"))
+        .args(["--backend", "cpu", "embed"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains(want), "{err}");
+    assert!(!out.exists());
+}
+
 #[test]
 fn embed_refuses_texts_without_a_text_tower() {
     let dir = scratch("embed-vision-only");
     let model = import(&gunzip("clip_tiny_openclip.safetensors.gz", &dir), &dir, WeightDType::F16, true);
-    let out = dir.join("e.safetensors");
-    let run = Command::new(env!("CARGO_BIN_EXE_tokenclip"))
-        .args(["--backend", "cpu", "embed", "--text", "a photo", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("no text tower"), "{err}");
-    assert!(!out.exists());
+    let args = ["--text".as_ref(), "a photo".as_ref(), "--model".as_ref(), model.as_os_str()];
+    embed_fails(&args, &dir.join("e.safetensors"), "no text tower");
 }
 
 #[test]
@@ -90,17 +96,6 @@ fn embed_reports_unreadable_images_by_name() {
     let model = import(&gunzip("clip_tiny_openclip.safetensors.gz", &dir), &dir, WeightDType::F32, true);
     let bad = dir.join("not-an-image.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n truncated").unwrap();
-    let out = dir.join("e.safetensors");
-    let run = Command::new(env!("CARGO_BIN_EXE_tokenclip"))
-        .args(["--backend", "cpu", "embed", "--image"])
-        .arg(&bad)
-        .arg("--model")
-        .arg(&model)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("not-an-image.png"), "{err}");
-    assert!(!out.exists());
+    let args = ["--image".as_ref(), bad.as_os_str(), "--model".as_ref(), model.as_os_str()];
+    embed_fails(&args, &dir.join("e.safetensors"), "not-an-image.png");
 }

@@ -44,21 +44,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     opts.vision_only = args.vision_only;
     let config = import_clip(&args.clip, &args.out, &opts)
         .with_context(|| format!("import of {} failed", args.clip.display()))?;
-    let v = &config.clip.vision;
-    println!("imported {} → {}", config.clip.name.as_deref().unwrap_or("a CLIP ViT (custom size)"), args.out.display());
-    println!(
-        "  vision: width {}, {} layers, {} heads, patch {}, native {} px; embedding {}",
-        v.width, v.layers, v.heads, v.patch_size, v.image_size, config.clip.embed_dim
-    );
-    match &config.clip.text {
-        Some(t) => {
-            println!("  text: width {}, {} layers, {} heads, context {}", t.width, t.layers, t.heads, t.context_length)
-        }
-        None => println!("  text: left out (--vision-only)"),
-    }
-    println!(
-        "  weights {:?}, input {} px, DPAM from layer {}, feature layers {:?}",
-        config.weights, config.input_size, config.dpam_start, config.feature_layers
-    );
+    println!("imported {} → {}", args.clip.display(), args.out.display());
+    super::info::print_config(&config);
     Ok(())
 }

@@ -72,9 +72,15 @@ fn print_gpu(gpu: &GpuBackend) {
 
 fn print_model(path: &std::path::Path) -> anyhow::Result<()> {
     let file = tokenclip::clip::model_file::ModelFile::open(path)?;
-    let c = &file.config;
+    println!("model {}:", path.display());
+    print_config(&file.config);
+    Ok(())
+}
+
+/// Prints a model configuration: architecture, towers, storage and detection settings.
+pub fn print_config(c: &tokenclip::clip::config::ModelConfig) {
     let v = &c.clip.vision;
-    println!("model {}: {}", path.display(), c.clip.name.as_deref().unwrap_or("custom CLIP ViT"));
+    println!("  architecture: {}", c.clip.name.as_deref().unwrap_or("custom CLIP ViT"));
     println!(
         "  vision: width {}, {} layers, {} heads, patch {}, native {} px; embedding {}",
         v.width, v.layers, v.heads, v.patch_size, v.image_size, c.clip.embed_dim
@@ -89,5 +95,4 @@ fn print_model(path: &std::path::Path) -> anyhow::Result<()> {
         "  weights {:?}, input {} px, DPAM from layer {}, feature layers {:?}",
         c.weights, c.input_size, c.dpam_start, c.feature_layers
     );
-    Ok(())
 }

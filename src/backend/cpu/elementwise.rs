@@ -1,12 +1,19 @@
 //! CPU twins of `shaders/elementwise.wgsl`.
 
+use super::simd::{self, dispatch};
+
 /// QuickGELU's sigmoid slope (CLIP's activation, `x · sigmoid(1.702 x)`).
 pub const QUICK_GELU_ALPHA: f32 = 1.702;
 
-/// `out = x · sigmoid(1.702 x)`.
-pub fn quick_gelu(x: &[f32], out: &mut [f32]) {
+dispatch! {
+    /// `out = x · sigmoid(1.702 x)`.
+    pub fn quick_gelu(x: &[f32], out: &mut [f32]) = quick_gelu_body;
+}
+
+#[inline(always)]
+fn quick_gelu_body(x: &[f32], out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = v / (1.0 + (-QUICK_GELU_ALPHA * v).exp());
+        *o = v / (1.0 + simd::exp(-QUICK_GELU_ALPHA * v));
     }
 }
 

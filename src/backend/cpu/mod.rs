@@ -10,11 +10,14 @@ pub mod matmul;
 pub mod norm;
 mod par;
 pub mod patch_embed;
+mod pool;
 pub mod resize;
+mod simd;
 pub mod softmax;
 pub mod transport;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::{check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, SinkhornParams, TensorInfo};
 
@@ -25,6 +28,26 @@ pub struct CpuTensor {
     data: Arc<Vec<f32>>,
     shape: Vec<usize>,
     dtype: DType,
+    /// The tensor as a matmul `b` operand in panel form, shared by its clones.
+    panels: Arc<PanelCache>,
+}
+
+/// [`matmul::Panels`] of one tensor, for each layout it was multiplied in.
+#[derive(Default)]
+struct PanelCache {
+    /// Whether the tensor was a large product's `b` before.
+    used: AtomicBool,
+    row_major: OnceLock<matmul::Panels>,
+    transposed: OnceLock<matmul::Panels>,
+}
+
+impl std::fmt::Debug for PanelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PanelCache")
+            .field("row_major", &self.row_major.get().is_some())
+            .field("transposed", &self.transposed.get().is_some())
+            .finish()
+    }
 }
 
 impl CpuTensor {
@@ -34,7 +57,34 @@ impl CpuTensor {
     }
 
     fn new(data: Vec<f32>, shape: Vec<usize>) -> Self {
-        CpuTensor { data: Arc::new(data), shape, dtype: DType::F32 }
+        Self::with_dtype(data, shape, DType::F32)
+    }
+
+    fn with_dtype(data: Vec<f32>, shape: Vec<usize>, dtype: DType) -> Self {
+        CpuTensor { data: Arc::new(data), shape, dtype, panels: Arc::default() }
+    }
+
+    /// This tensor, a `[k, n]` matrix stored in `layout`, as [`matmul::Panels`]: `None` the
+    /// first time, built the second and kept. Weights are multiplied again and again and repay
+    /// the copy many times over; a one-off `b` (an activation, a text tower run once) does not.
+    fn panels(&self, layout: BLayout, k: usize, n: usize) -> Option<&matmul::Panels> {
+        let cell = match layout {
+            BLayout::RowMajor => &self.panels.row_major,
+            BLayout::Transposed => &self.panels.transposed,
+        };
+        if cell.get().is_none() && !self.panels.used.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(cell.get_or_init(|| matmul::Panels::new(self.data(), layout, k, n)))
+    }
+}
+
+impl Drop for CpuTensor {
+    fn drop(&mut self) {
+        // The last holder of the buffer lends it to the next op's output.
+        if let Some(data) = Arc::get_mut(&mut self.data) {
+            pool::give_back(std::mem::take(data));
+        }
     }
 }
 
@@ -59,14 +109,12 @@ impl CpuBackend {
 
     /// Number of worker threads ops may use.
     pub fn threads(&self) -> usize {
-        #[cfg(not(target_arch = "wasm32"))]
-        return rayon::current_num_threads();
-        #[cfg(target_arch = "wasm32")]
-        1
+        par::threads()
     }
 
+    /// An op writing every element of an output shaped like `x`.
     fn unary(x: &CpuTensor, f: impl FnOnce(&[f32], &mut [f32])) -> CpuTensor {
-        let mut out = vec![0.0; x.len()];
+        let mut out = pool::output(x.len());
         f(x.data(), &mut out);
         CpuTensor::new(out, x.shape.clone())
     }
@@ -87,7 +135,7 @@ impl Backend for CpuBackend {
     fn upload_f16(&self, data: &[half::f16], shape: &[usize]) -> Result<CpuTensor, BackendError> {
         check::upload(data.len(), shape)?;
         let wide = data.iter().map(|v| v.to_f32()).collect();
-        Ok(CpuTensor { data: Arc::new(wide), shape: shape.to_vec(), dtype: DType::F16 })
+        Ok(CpuTensor::with_dtype(wide, shape.to_vec(), DType::F16))
     }
 
     async fn read(&self, t: &CpuTensor) -> Result<Vec<f32>, BackendError> {
@@ -106,13 +154,21 @@ impl Backend for CpuBackend {
         layout: BLayout,
     ) -> Result<CpuTensor, BackendError> {
         let d = check::matmul(a, b, bias, layout)?;
-        let mut out = vec![0.0; d.batch * d.m * d.n];
-        let b_step = if d.b_batched { d.k * d.n } else { 0 };
-        for i in 0..d.batch {
-            let a_i = &a.data()[i * d.m * d.k..(i + 1) * d.m * d.k];
-            let b_i = &b.data()[i * b_step..i * b_step + d.k * d.n];
-            let c_i = &mut out[i * d.m * d.n..(i + 1) * d.m * d.n];
-            matmul::matmul(a_i, b_i, bias.map(|t| t.data()), layout, d.m, d.k, d.n, c_i);
+        let mut out = pool::output(d.batch * d.m * d.n);
+        let bias = bias.map(|t| t.data());
+        // A shared b multiplies all batch items' rows at once.
+        let rows = d.batch * d.m;
+        let panels = (!d.b_batched && matmul::wants_panels(rows, d.k, d.n)).then(|| b.panels(layout, d.k, d.n));
+        if let Some(panels) = panels.flatten() {
+            matmul::matmul_panels(a.data(), panels, bias, rows, &mut out);
+        } else {
+            let b_step = if d.b_batched { d.k * d.n } else { 0 };
+            for i in 0..d.batch {
+                let a_i = &a.data()[i * d.m * d.k..(i + 1) * d.m * d.k];
+                let b_i = &b.data()[i * b_step..i * b_step + d.k * d.n];
+                let c_i = &mut out[i * d.m * d.n..(i + 1) * d.m * d.n];
+                matmul::matmul(a_i, b_i, bias, layout, d.m, d.k, d.n, c_i);
+            }
         }
         let mut shape = a.shape.clone();
         if let Some(last) = shape.last_mut() {
@@ -144,7 +200,7 @@ impl Backend for CpuBackend {
 
     fn quick_gelu(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
         check::rows_cols("quick_gelu", "x", x)?;
-        Ok(Self::unary(x, elementwise::quick_gelu))
+        Ok(Self::unary(x, |x, out| par::for_each_chunk(x, out, elementwise::quick_gelu)))
     }
 
     fn add(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor, BackendError> {
@@ -175,7 +231,7 @@ impl Backend for CpuBackend {
         mask: AttentionMask,
     ) -> Result<CpuTensor, BackendError> {
         let d = check::attention(qkv, heads)?;
-        let mut out = vec![0.0; d.batch * d.tokens * d.width];
+        let mut out = pool::output(d.batch * d.tokens * d.width);
         attention::attention(qkv.data(), d, kind, mask, &mut out);
         let mut shape = qkv.shape.clone();
         if let Some(last) = shape.last_mut() {
@@ -188,10 +244,15 @@ impl Backend for CpuBackend {
         let d = check::patch_embed(image, weight)?;
         let rows = d.grid_h * d.grid_w;
         let k = d.channels * d.patch * d.patch;
-        let mut cols = vec![0.0; rows * k];
+        let mut cols = pool::output(rows * k);
         patch_embed::im2col(image.data(), d, &mut cols);
-        let mut out = vec![0.0; rows * d.out];
-        matmul::matmul(&cols, weight.data(), None, BLayout::Transposed, rows, k, d.out, &mut out);
+        let mut out = pool::output(rows * d.out);
+        let panels = matmul::wants_panels(rows, k, d.out).then(|| weight.panels(BLayout::Transposed, k, d.out));
+        match panels.flatten() {
+            Some(panels) => matmul::matmul_panels(&cols, panels, None, rows, &mut out),
+            None => matmul::matmul(&cols, weight.data(), None, BLayout::Transposed, rows, k, d.out, &mut out),
+        }
+        pool::give_back(cols);
         Ok(CpuTensor::new(out, vec![rows, d.out]))
     }
 
@@ -224,5 +285,41 @@ impl Backend for CpuBackend {
     fn top_k_renorm(&self, x: &CpuTensor, k: usize) -> Result<CpuTensor, BackendError> {
         let (_, m) = check::top_k_renorm(x, k)?;
         Ok(Self::unary(x, |x, out| transport::top_k_renorm(x, m, k, out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    }
+
+    /// A weight's first product goes through gemm directly, later ones through its panels:
+    /// both must agree (to rounding: the panel GEMMs split the work differently).
+    #[test]
+    fn repeated_products_match_the_first() {
+        let be = CpuBackend::new();
+        for &(m, k, n) in &[(255, 33, 257), (130, 768, 66), (197, 64, 200)] {
+            for layout in [BLayout::RowMajor, BLayout::Transposed] {
+                let a = be.upload(&values(m * k, 1), &[m, k]).unwrap();
+                let shape = match layout {
+                    BLayout::RowMajor => [k, n],
+                    BLayout::Transposed => [n, k],
+                };
+                let b = be.upload(&values(k * n, 2), &shape).unwrap();
+                let bias = be.upload(&values(n, 3), &[n]).unwrap();
+                let first = be.matmul(&a, &b, Some(&bias), layout).unwrap();
+                assert!(b.panels.row_major.get().is_none() && b.panels.transposed.get().is_none());
+                for _ in 0..2 {
+                    let again = be.matmul(&a, &b, Some(&bias), layout).unwrap();
+                    for (i, (&x, &y)) in first.data().iter().zip(again.data()).enumerate() {
+                        assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{m}x{k}x{n} {layout:?} [{i}]: {x} vs {y}");
+                    }
+                }
+                assert!(b.panels.row_major.get().is_some() || b.panels.transposed.get().is_some());
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! CPU twins of `shaders/norm.wgsl`: layer norm and row L2 normalisation.
 
 use super::par::for_each_row;
+use super::simd::{self, dispatch};
 
 /// PyTorch's `F.normalize` floor on the norm.
 pub const L2_NORM_EPS: f32 = 1e-12;
@@ -9,15 +10,23 @@ pub const L2_NORM_EPS: f32 = 1e-12;
 /// f32, then `(x − mean) / √(var + eps) · gamma + beta`.
 pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
     let cols = gamma.len();
-    for_each_row(out, cols, |r, y| {
-        let row = &x[r * cols..(r + 1) * cols];
-        let mean = row.iter().sum::<f32>() / cols as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for (j, o) in y.iter_mut().enumerate() {
-            *o = (row[j] - mean) * inv * gamma[j] + beta[j];
-        }
-    });
+    for_each_row(out, cols, |r, y| layer_norm_row(&x[r * cols..(r + 1) * cols], gamma, beta, eps, y));
+}
+
+dispatch! {
+    /// Layer norm of one row `x` into `y`.
+    fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) = layer_norm_row_body;
+}
+
+#[inline(always)]
+fn layer_norm_row_body(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) {
+    let n = x.len() as f32;
+    let mean = simd::sum(x) / n;
+    let var = simd::sum_map(x, |v| (v - mean) * (v - mean)) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for (((o, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+        *o = (v - mean) * inv * g + b;
+    }
 }
 
 /// Divides each `cols`-wide row of `x` by `max(‖row‖₂, 1e-12)`.

@@ -1,6 +1,7 @@
 //! CPU twin of `shaders/softmax.wgsl`.
 
 use super::par::for_each_row;
+use super::simd::{self, dispatch};
 
 /// Softmax of each `cols`-wide row of `x` into `out`, max-subtracted.
 pub fn softmax(x: &[f32], cols: usize, out: &mut [f32]) {
@@ -10,15 +11,15 @@ pub fn softmax(x: &[f32], cols: usize, out: &mut [f32]) {
     });
 }
 
-/// Softmax of one row, in place.
-pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+dispatch! {
+    /// Softmax of one row, in place.
+    pub fn softmax_in_place(row: &mut [f32]) = softmax_row;
+}
+
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
+    let max = simd::max(row);
+    let inv = 1.0 / simd::map_sum(row, |v| simd::exp(v - max));
     for v in row.iter_mut() {
         *v *= inv;
     }

@@ -9,8 +9,8 @@ const QUICK_GELU_ALPHA: f32 = 1.702;
 struct ElementwiseParams {
     n: u32,
     factor: f32,
+    shift: f32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -41,6 +41,15 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let i = element_index(wid, nwg, lid);
     if (i >= params.n) { return; }
     unary_out[i] = x[i] * params.factor;
+}
+
+// affine: unary_out[i] = x[i] * params.factor + params.shift.
+@compute @workgroup_size(WG)
+fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, nwg, lid);
+    if (i >= params.n) { return; }
+    unary_out[i] = x[i] * params.factor + params.shift;
 }
 
 // add: binary_out[i] = x[i] + x2[i].

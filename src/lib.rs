@@ -10,11 +10,14 @@
 pub mod backend;
 pub mod clip;
 mod device;
+pub mod eval;
 pub mod io;
+pub mod tokenclip;
 
 pub use backend::{Backend, BackendError};
 pub use clip::ModelError;
 pub use io::InputError;
+pub use tokenclip::{Detection, Detector};
 pub use device::{BackendChoice, Device};
 
 /// Every error the library returns.

@@ -29,6 +29,12 @@ fn elementwise_known_values<B: Backend>(be: &B) {
     let b = be.upload(&[0.5, 2.0, -1.0], &[3]).unwrap();
     assert_close("add", &read(be, &be.add(&a, &b).unwrap()), &[1.5, 0.0, 2.5], Tol::EXACT);
     assert_close("scale", &read(be, &be.scale(&a, -2.0).unwrap()), &[-2.0, 4.0, -7.0], Tol::EXACT);
+    assert_close("affine", &read(be, &be.affine(&a, -1.0, 1.0).unwrap()), &[0.0, 3.0, -2.5], Tol::EXACT);
+    let r = be.reshape(&be.upload(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap(), &[3, 2]).unwrap();
+    assert_eq!(tokenclip::backend::TensorInfo::shape(&r), &[3, 2]);
+    assert_close("reshape", &read(be, &r), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], Tol::EXACT);
+    let err = be.reshape(&r, &[4, 2]).unwrap_err();
+    assert!(matches!(err, BackendError::ShapeMismatch { op: "reshape", .. }), "{err}");
     let err = be.add(&a, &be.upload(&[1.0; 4], &[4]).unwrap()).unwrap_err();
     assert!(matches!(err, BackendError::ShapeMismatch { op: "add", .. }), "{err}");
 }
@@ -56,6 +62,12 @@ fn compare(rows: usize, cols: usize, spread: f32, seed: u64) {
         &format!("add {what}"),
         &read(g, &g.add(&g.upload(&x, &[rows, cols]).unwrap(), &g.upload(&y, &[rows, cols]).unwrap()).unwrap()),
         &read(&c, &c.add(&c.upload(&x, &[rows, cols]).unwrap(), &c.upload(&y, &[rows, cols]).unwrap()).unwrap()),
+        Tol::ELEMENTWISE,
+    );
+    assert_close32(
+        &format!("affine {what}"),
+        &read(g, &g.affine(&g.upload(&x, &[rows, cols]).unwrap(), -1.0, 1.0).unwrap()),
+        &read(&c, &c.affine(&c.upload(&x, &[rows, cols]).unwrap(), -1.0, 1.0).unwrap()),
         Tol::ELEMENTWISE,
     );
     assert_close32(

@@ -377,3 +377,46 @@ pub fn concat_rows(a: &impl TensorInfo, b: &impl TensorInfo) -> Result<(usize, u
     }
     Ok((ra, rb, cols))
 }
+
+/// Checks `reshape`: the new shape holds exactly the same number of elements.
+pub fn reshape(x: &impl TensorInfo, shape: &[usize]) -> Result<(), BackendError> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if n != Some(x.len()) {
+        return Err(shape_err("reshape", "shape", format!("{} elements (those of {:?})", x.len(), x.shape()), shape));
+    }
+    Ok(())
+}
+
+/// Validates [`super::Backend::token_probabilities`]; returns `(N, D, M)`.
+pub fn token_probabilities(
+    patches: &impl TensorInfo,
+    weights: &impl TensorInfo,
+    text_normal: &impl TensorInfo,
+    text_abnormal: &impl TensorInfo,
+    temperature: f32,
+) -> Result<(usize, usize, usize), BackendError> {
+    const OP: &str = "token_probabilities";
+    let (n, d) = matrix(OP, "patches", patches)?;
+    let (wn, m) = matrix(OP, "weights", weights)?;
+    if wn != n {
+        return Err(shape_err(OP, "weights", format!("[{n}, M] (a row per token)"), weights.shape()));
+    }
+    if m > MAX_SUBSPACES {
+        return Err(BackendError::LimitExceeded {
+            op: OP,
+            what: "subspaces (M)",
+            needed: m as u64,
+            limit: MAX_SUBSPACES as u64,
+            hint: String::new(),
+        });
+    }
+    for (operand, shape) in [("text_normal", matrix(OP, "text_normal", text_normal)?), ("text_abnormal", matrix(OP, "text_abnormal", text_abnormal)?)] {
+        if shape != (m, d) {
+            return Err(shape_err(OP, operand, format!("[{m}, {d}] (subspaces × patch width)"), &[shape.0, shape.1]));
+        }
+    }
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(BackendError::InvalidArgument { op: OP, message: format!("temperature must be > 0, got {temperature}") });
+    }
+    Ok((n, d, m))
+}

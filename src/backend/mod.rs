@@ -83,6 +83,15 @@ pub enum AttentionMask {
     Causal,
 }
 
+/// How [`Backend::token_probabilities`] combines a token's subspaces (METHOD.md B6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreMix {
+    /// Mix the text embeddings with the token's weights, normalise, then score.
+    Embeddings,
+    /// Score against each subspace, then mix the probabilities.
+    Probabilities,
+}
+
 /// Parameters of entropic optimal transport (METHOD.md B4).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SinkhornParams {
@@ -185,6 +194,15 @@ pub trait Backend {
     /// Multiplies every element by `factor`.
     fn scale(&self, x: &Self::Tensor, factor: f32) -> Result<Self::Tensor, BackendError>;
 
+    /// `x · factor + shift`, elementwise (the transport cost `1 − similarity`).
+    fn affine(&self, x: &Self::Tensor, factor: f32, shift: f32) -> Result<Self::Tensor, BackendError>;
+
+    /// The same elements under another shape (no copy; the handle shares the storage).
+    ///
+    /// # Shapes
+    /// `shape`'s product must equal `x`'s element count.
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor, BackendError>;
+
     // ----- copy family -----
 
     /// Rows `start .. start + count` of a matrix (dropping CLIP's class token, EOT pooling).
@@ -257,4 +275,25 @@ pub trait Backend {
     /// # Shapes
     /// `x`: `[.., M]` with 1 ≤ k ≤ M ≤ 64. Output: the shape of `x`.
     fn top_k_renorm(&self, x: &Self::Tensor, k: usize) -> Result<Self::Tensor, BackendError>;
+
+    // ----- score family -----
+
+    /// Each token's abnormal probability against its own mixture of textual subspaces
+    /// (METHOD.md B6): with [`ScoreMix::Embeddings`],
+    /// `p_i = softmax([⟨P_i, n̂_i⟩, ⟨P_i, â_i⟩] / τ)[1]` where `n̂_i = normalize(Σ_m w_im t_n^m)` and
+    /// `â_i` alike; with [`ScoreMix::Probabilities`],
+    /// `p_i = Σ_m w_im softmax([⟨P_i, t_n^m⟩, ⟨P_i, t_a^m⟩] / τ)[1]`.
+    ///
+    /// # Shapes
+    /// `patches`: `[N, D]`; `weights`: `[N, M]` (M ≤ 64); `text_normal`, `text_abnormal`: `[M, D]`
+    /// (all f32). Output: `[N]`.
+    fn token_probabilities(
+        &self,
+        patches: &Self::Tensor,
+        weights: &Self::Tensor,
+        text_normal: &Self::Tensor,
+        text_abnormal: &Self::Tensor,
+        temperature: f32,
+        mix: ScoreMix,
+    ) -> Result<Self::Tensor, BackendError>;
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tokenclip::clip::config::WeightDType;
-use tokenclip::clip::import::{import_clip, ImportOptions};
+use tokenclip::clip::config::{DetectionConfig, Mix, ScoreMode, WeightDType};
+use tokenclip::clip::import::{import_clip, ImportOptions, PromptSource};
+use tokenclip::tokenclip::ensemble::DEFAULT_CLASS_NAME;
 
 /// `tokenclip import` arguments.
 #[derive(Debug, Args)]
@@ -26,12 +27,66 @@ pub struct ImportArgs {
     /// Layers whose patch embeddings are summed, 1-indexed, comma-separated. Default the last.
     #[arg(long, value_delimiter = ',')]
     feature_layers: Option<Vec<usize>>,
-    /// Leave the text tower out (a smaller file for inference only).
+    /// Leave the text tower out (a smaller file for inference only, e.g. for the web page).
     #[arg(long)]
     vision_only: bool,
+    /// Text embeddings for detection: an AnomalyCLIP checkpoint (.pth), a model file made by
+    /// `train` (or any safetensors with `prompt.*`), or `ensemble` (training-free prompts).
+    #[arg(long)]
+    prompts: Option<String>,
+    /// Class name for `--prompts ensemble`.
+    #[arg(long, default_value = DEFAULT_CLASS_NAME)]
+    class_name: String,
+    #[command(flatten)]
+    detection: DetectionArgs,
     /// The model file to write.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// Scoring hyperparameters stored in the model file (METHOD.md A4, B); defaults from METHOD.md.
+#[derive(Debug, Args)]
+pub struct DetectionArgs {
+    /// Plan entries kept per token (K).
+    #[arg(long, default_value_t = DetectionConfig::default().top_k)]
+    top_k: usize,
+    /// Entropic regularisation ε of the transport.
+    #[arg(long, default_value_t = DetectionConfig::default().epsilon)]
+    epsilon: f32,
+    /// Sinkhorn iteration cap.
+    #[arg(long, default_value_t = DetectionConfig::default().sinkhorn_iters)]
+    sinkhorn_iters: u32,
+    /// Sinkhorn stopping tolerance (mean absolute change of the row scaling).
+    #[arg(long, default_value_t = DetectionConfig::default().sinkhorn_tol)]
+    sinkhorn_tol: f32,
+    /// How subspaces are mixed per token: embeddings or probabilities.
+    #[arg(long, default_value = "embeddings")]
+    mix: Mix,
+    /// Image score: global, or fused (½ (global + map maximum)).
+    #[arg(long, default_value = "global")]
+    score: ScoreMode,
+    /// Softmax temperature τ.
+    #[arg(long, default_value_t = DetectionConfig::default().temperature)]
+    temperature: f32,
+    /// σ of the Gaussian filter on the map (0: none).
+    #[arg(long, default_value_t = DetectionConfig::default().sigma)]
+    sigma: f32,
+}
+
+impl DetectionArgs {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> DetectionConfig {
+        DetectionConfig {
+            temperature: self.temperature,
+            sigma: self.sigma,
+            top_k: self.top_k,
+            epsilon: self.epsilon,
+            sinkhorn_iters: self.sinkhorn_iters,
+            sinkhorn_tol: self.sinkhorn_tol,
+            mix: self.mix,
+            score: self.score,
+        }
+    }
 }
 
 /// Runs the import and prints what was recognised.
@@ -42,6 +97,11 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     opts.dpam_start = args.dpam_start;
     opts.feature_layers = args.feature_layers.clone();
     opts.vision_only = args.vision_only;
+    opts.detection = args.detection.config();
+    opts.prompts = args.prompts.as_ref().map(|p| match p.as_str() {
+        "ensemble" => PromptSource::Ensemble { class_name: args.class_name.clone() },
+        path => PromptSource::File(path.into()),
+    });
     let config = import_clip(&args.clip, &args.out, &opts)
         .with_context(|| format!("import of {} failed", args.clip.display()))?;
     println!("imported {} → {}", args.clip.display(), args.out.display());

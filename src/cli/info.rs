@@ -95,4 +95,21 @@ pub fn print_config(c: &tokenclip::clip::config::ModelConfig) {
         "  weights {:?}, input {} px, DPAM from layer {}, feature layers {:?}",
         c.weights, c.input_size, c.dpam_start, c.feature_layers
     );
+    match (&c.text_embeddings, &c.prompts) {
+        (Some(e), p) => {
+            let d = &c.detection;
+            println!("  text embeddings: M = {} subspaces, from {}", e.subspaces, e.source);
+            if let Some(p) = p {
+                println!(
+                    "  prompts: {} context tokens, {} deep layers × {} tokens",
+                    p.context_tokens, p.deep_layers, p.deep_tokens
+                );
+            }
+            println!(
+                "  detection: τ {}, σ {}, K {}, ε {}, Sinkhorn ≤ {} iterations (tol {}), mix {:?}, score {:?}",
+                d.temperature, d.sigma, d.top_k, d.epsilon, d.sinkhorn_iters, d.sinkhorn_tol, d.mix, d.score
+            );
+        }
+        (None, _) => println!("  text embeddings: none (import with --prompts to detect)"),
+    }
 }

@@ -86,6 +86,149 @@ impl std::str::FromStr for WeightDType {
     }
 }
 
+/// How a token's textual space is formed from its subspace weights (METHOD.md B6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mix {
+    /// Mix the subspaces' text embeddings per token, normalise, then score (the default).
+    #[default]
+    Embeddings,
+    /// Score against every subspace, then mix the abnormal probabilities.
+    Probabilities,
+}
+
+/// How the image score is formed (METHOD.md B7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreMode {
+    /// The global embedding against the mean text embeddings (AnomalyCLIP's image score).
+    #[default]
+    Global,
+    /// ½ (global score + maximum of the smoothed map).
+    Fused,
+}
+
+macro_rules! from_str_lowercase {
+    ($t:ty, $($name:literal => $v:expr),+) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($v),)+
+                    _ => Err(format!("unknown value `{s}` (expected one of: {})", [$($name),+].join(", "))),
+                }
+            }
+        }
+    };
+}
+from_str_lowercase!(Mix, "embeddings" => Mix::Embeddings, "probabilities" => Mix::Probabilities);
+from_str_lowercase!(ScoreMode, "global" => ScoreMode::Global, "fused" => ScoreMode::Fused);
+
+/// The scoring hyperparameters of METHOD.md A4 and B3–B7.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectionConfig {
+    /// Softmax temperature τ of every normal/abnormal probability.
+    pub temperature: f32,
+    /// σ of the Gaussian filter on the map (0 disables it).
+    pub sigma: f32,
+    /// Plan entries kept per token (K; clamped to M).
+    pub top_k: usize,
+    /// Entropic regularisation ε of the transport.
+    pub epsilon: f32,
+    /// Sinkhorn iteration cap.
+    pub sinkhorn_iters: u32,
+    /// Sinkhorn stops once the mean absolute change of the row scaling is below this.
+    pub sinkhorn_tol: f32,
+    /// How subspaces are mixed per token.
+    pub mix: Mix,
+    /// How the image score is formed.
+    pub score: ScoreMode,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            temperature: 0.07,
+            sigma: 4.0,
+            top_k: 2,
+            epsilon: 0.1,
+            sinkhorn_iters: 100,
+            sinkhorn_tol: 1e-2,
+            mix: Mix::Embeddings,
+            score: ScoreMode::Global,
+        }
+    }
+}
+
+impl DetectionConfig {
+    fn validate(&self) -> Result<(), ModelError> {
+        let ok = self.temperature.is_finite()
+            && self.temperature > 0.0
+            && self.sigma.is_finite()
+            && self.sigma >= 0.0
+            && self.top_k >= 1
+            && self.epsilon.is_finite()
+            && self.epsilon > 0.0
+            && self.sinkhorn_iters >= 1
+            && self.sinkhorn_tol.is_finite()
+            && self.sinkhorn_tol >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::Config(format!(
+                "detection hyperparameters out of range (need τ > 0, σ ≥ 0, K ≥ 1, ε > 0, iterations ≥ 1, tolerance ≥ 0): {self:?}"
+            )))
+        }
+    }
+}
+
+/// Word that fills the learned context positions when prompts are tokenized (METHOD.md A3).
+pub const PROMPT_PLACEHOLDER: &str = "X";
+
+/// Shapes of the learned prompts stored as `prompt.*` (METHOD.md A3, B1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptConfig {
+    /// Subspaces M (each has its own normal and abnormal contexts).
+    pub subspaces: usize,
+    /// Learned context tokens per prompt (12).
+    pub context_tokens: usize,
+    /// Text layers, after the first, whose leading positions are overwritten by deep prompts (8).
+    pub deep_layers: usize,
+    /// Positions each deep prompt overwrites (4).
+    pub deep_tokens: usize,
+    /// Text width the prompts live in.
+    pub width: usize,
+    /// Words after the normal prompt's context ("object.").
+    pub normal_suffix: String,
+    /// Words after the abnormal prompt's context ("damaged object.").
+    pub abnormal_suffix: String,
+}
+
+impl PromptConfig {
+    /// AnomalyCLIP's prompt shapes for `subspaces` subspaces in a text tower of `width`.
+    pub fn anomalyclip(subspaces: usize, width: usize) -> Self {
+        PromptConfig {
+            subspaces,
+            context_tokens: 12,
+            deep_layers: 8,
+            deep_tokens: 4,
+            width,
+            normal_suffix: "object.".into(),
+            abnormal_suffix: "damaged object.".into(),
+        }
+    }
+}
+
+/// Where a model's text embeddings came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextEmbeddingsConfig {
+    /// Subspaces M: rows of `text_embeddings.normal` and `.abnormal`.
+    pub subspaces: usize,
+    /// A description of the source ("anomalyclip: FILE", "ensemble: object", "train", …).
+    pub source: String,
+}
+
 /// Everything a model file's metadata says about the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -99,13 +242,31 @@ pub struct ModelConfig {
     pub feature_layers: Vec<usize>,
     /// 1-indexed first layer of the DPAM V-V path (METHOD.md A2).
     pub dpam_start: usize,
+    /// Scoring hyperparameters.
+    #[serde(default)]
+    pub detection: DetectionConfig,
+    /// The learned prompts stored in the file, if any.
+    #[serde(default)]
+    pub prompts: Option<PromptConfig>,
+    /// The text embeddings detection uses, if the file has them.
+    #[serde(default)]
+    pub text_embeddings: Option<TextEmbeddingsConfig>,
 }
 
 impl ModelConfig {
     /// Defaults of METHOD.md A1–A2 for a CLIP: S = 518, DPAM from depth/4, the last layer.
     pub fn for_clip(clip: ClipConfig, weights: WeightDType) -> Self {
         let depth = clip.vision.layers;
-        ModelConfig { clip, weights, input_size: 518, feature_layers: vec![depth], dpam_start: (depth / 4).max(1) }
+        ModelConfig {
+            clip,
+            weights,
+            input_size: 518,
+            feature_layers: vec![depth],
+            dpam_start: (depth / 4).max(1),
+            detection: DetectionConfig::default(),
+            prompts: None,
+            text_embeddings: None,
+        }
     }
 
     /// Checks internal consistency (sizes, layer indices, head widths).
@@ -127,6 +288,8 @@ impl ModelConfig {
         if self.dpam_start == 0 || self.dpam_start > v.layers {
             return bad(format!("dpam_start {} must be within 1..={}", self.dpam_start, v.layers));
         }
+        self.detection.validate()?;
+        self.validate_prompts()?;
         if let Some(t) = &self.clip.text {
             if t.width == 0
                 || t.heads == 0
@@ -135,6 +298,36 @@ impl ModelConfig {
                 || t.context_length < 2
             {
                 return bad(format!("text tower sizes make no sense: {t:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    fn validate_prompts(&self) -> Result<(), ModelError> {
+        let max = crate::backend::check::MAX_SUBSPACES;
+        if let Some(e) = &self.text_embeddings {
+            if e.subspaces == 0 || e.subspaces > max {
+                return Err(ModelError::Config(format!("{} text subspaces; expected 1..={max}", e.subspaces)));
+            }
+        }
+        let Some(p) = &self.prompts else { return Ok(()) };
+        if p.subspaces == 0 || p.subspaces > max || p.context_tokens == 0 || p.width == 0 {
+            return Err(ModelError::Config(format!("prompt shapes make no sense: {p:?}")));
+        }
+        if let Some(t) = &self.clip.text {
+            if p.width != t.width {
+                return Err(ModelError::Config(format!(
+                    "prompts are {} wide but the text tower is {} wide: they were made for another CLIP",
+                    p.width, t.width
+                )));
+            }
+            if p.deep_layers >= t.layers || (p.deep_layers > 0 && p.deep_tokens == 0) {
+                return Err(ModelError::Config(format!(
+                    "{} deep prompt layers of {} tokens do not fit a {}-layer text tower",
+                    p.deep_layers, p.deep_tokens, t.layers
+                )));
             }
         }
         Ok(())

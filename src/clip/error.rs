@@ -69,6 +69,15 @@ pub enum ModelError {
         /// What was found.
         what: String,
     },
+    /// Detection was asked of a file that holds only CLIP (no text embeddings).
+    #[error(
+        "{path}: this model file has no text embeddings, so it cannot detect; re-import it with \
+         `tokenclip import --clip CHECKPOINT --prompts ensemble|PROMPTS --out MODEL`"
+    )]
+    NoTextEmbeddings {
+        /// The file.
+        path: String,
+    },
     /// The configuration (model metadata or import options) is inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -4,6 +4,7 @@
 //! `VisionTransformer` and `TextTransformer` (open_clip 3.3, `src/open_clip/transformer.py`).
 
 pub mod config;
+pub mod dpam;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;

@@ -32,9 +32,42 @@ fn matrix_dtype(w: WeightDType) -> StDType {
     }
 }
 
-/// Every tensor of a CLIP model file, in a fixed order (vision, then text). Weight matrices use
-/// `weights`; LayerNorm parameters, biases and embeddings are always f32.
-pub fn tensor_specs(clip: &ClipConfig, weights: WeightDType) -> Vec<TensorSpec> {
+/// Every tensor of a model file, in a fixed order: vision, text, then the prompts and text
+/// embeddings when the configuration has them. Weight matrices use the configured dtype;
+/// LayerNorm parameters, biases, embeddings, prompts and text embeddings are always f32.
+pub fn tensor_specs(config: &ModelConfig) -> Vec<TensorSpec> {
+    let mut out = clip_tensor_specs(&config.clip, config.weights);
+    let f = StDType::F32;
+    if let Some(p) = &config.prompts {
+        let ctx = vec![p.subspaces, p.context_tokens, p.width];
+        out.push(TensorSpec { name: PROMPT_CTX_NORMAL.into(), shape: ctx.clone(), dtype: f });
+        out.push(TensorSpec { name: PROMPT_CTX_ABNORMAL.into(), shape: ctx, dtype: f });
+        if p.deep_layers > 0 {
+            let shape = vec![p.deep_layers, p.deep_tokens, p.width];
+            out.push(TensorSpec { name: PROMPT_DEEP.into(), shape, dtype: f });
+        }
+    }
+    if let Some(e) = &config.text_embeddings {
+        let shape = vec![e.subspaces, config.clip.embed_dim];
+        out.push(TensorSpec { name: TEXT_NORMAL.into(), shape: shape.clone(), dtype: f });
+        out.push(TensorSpec { name: TEXT_ABNORMAL.into(), shape, dtype: f });
+    }
+    out
+}
+
+/// Learned normal contexts, `[M, n_ctx, W_text]` (METHOD.md A3, B1).
+pub const PROMPT_CTX_NORMAL: &str = "prompt.ctx_normal";
+/// Learned abnormal contexts, `[M, n_ctx, W_text]`.
+pub const PROMPT_CTX_ABNORMAL: &str = "prompt.ctx_abnormal";
+/// Deep prompts shared by every prompt, `[layers, n_deep, W_text]`.
+pub const PROMPT_DEEP: &str = "prompt.deep";
+/// Normal text embeddings, `[M, D]`, L2-normalised: what inference uses.
+pub const TEXT_NORMAL: &str = "text_embeddings.normal";
+/// Abnormal text embeddings, `[M, D]`, L2-normalised.
+pub const TEXT_ABNORMAL: &str = "text_embeddings.abnormal";
+
+/// The CLIP tensors alone, in a fixed order (vision, then text).
+pub fn clip_tensor_specs(clip: &ClipConfig, weights: WeightDType) -> Vec<TensorSpec> {
     let m = matrix_dtype(weights);
     let f = StDType::F32;
     let mut out = Vec::new();
@@ -177,7 +210,7 @@ impl ModelFile {
         let file = super::safetensors::SafetensorsFile::open(path)?;
         let config = config_from_metadata(&file.header.metadata, file.path())?;
         let found = file.header.tensors.iter().map(|(n, e)| (n.clone(), (e.dtype, e.shape.clone()))).collect();
-        check_tensors(&tensor_specs(&config.clip, config.weights), &found, file.path())?;
+        check_tensors(&tensor_specs(&config), &found, file.path())?;
         Ok(ModelFile { file, config })
     }
 

@@ -80,12 +80,47 @@ impl<B: Backend> TextTower<B> {
 
     /// The tower from token embeddings `[T, W]` whose last row is the EOT token: `[1, D]`.
     pub fn encode_embeddings(&self, be: &B, x: &B::Tensor) -> Result<B::Tensor, Error> {
+        self.encode_prompted(be, x, &[])
+    }
+
+    /// The tower with AnomalyCLIP's deep prompts (METHOD.md A3): before block `i` (0-indexed,
+    /// `1 ≤ i ≤ deep.len()`) the hidden rows `1 .. 1 + n` are replaced by `deep[i − 1]` (`[n, W]`).
+    ///
+    /// # Shapes
+    /// `x`: `[T, W]` token embeddings, EOT last; each of `deep`: `[n, W]` with `1 + n < T`.
+    /// Output: `[1, D]`, not normalised.
+    pub fn encode_prompted(&self, be: &B, x: &B::Tensor, deep: &[B::Tensor]) -> Result<B::Tensor, Error> {
         let len = crate::backend::TensorInfo::shape(x).first().copied().unwrap_or(0);
+        if deep.len() >= self.blocks.len() {
+            return Err(BackendError::InvalidArgument {
+                op: "encode_text",
+                message: format!("{} deep prompts for a {}-layer text tower", deep.len(), self.blocks.len()),
+            }
+            .into());
+        }
         let mut x = be.add(x, &be.slice_rows(&self.positional, 0, len)?)?;
-        for block in &self.blocks {
+        for (i, block) in self.blocks.iter().enumerate() {
+            if let Some(prompt) = i.checked_sub(1).and_then(|j| deep.get(j)) {
+                x = overwrite_rows(be, &x, prompt)?;
+            }
             x = block.forward(be, &x, AttentionMask::Causal)?;
         }
         let eot = self.ln_final.forward(be, &be.slice_rows(&x, len - 1, 1)?)?;
         Ok(be.matmul(&eot, &self.text_projection, None, BLayout::RowMajor)?)
     }
+}
+
+/// `x` with rows `1 .. 1 + n` replaced by `rows` (`[n, W]`); row 0 and the rest are kept.
+fn overwrite_rows<B: Backend>(be: &B, x: &B::Tensor, rows: &B::Tensor) -> Result<B::Tensor, Error> {
+    use crate::backend::TensorInfo;
+    let (len, n) = (x.shape()[0], rows.shape()[0]);
+    if 1 + n >= len {
+        return Err(BackendError::InvalidArgument {
+            op: "encode_text",
+            message: format!("a deep prompt of {n} tokens does not fit a {len}-token text"),
+        }
+        .into());
+    }
+    let head = be.concat_rows(&be.slice_rows(x, 0, 1)?, rows)?;
+    Ok(be.concat_rows(&head, &be.slice_rows(x, 1 + n, len - 1 - n)?)?)
 }

@@ -14,6 +14,14 @@ use super::weights::Weights;
 /// Positional embeddings already uploaded, by patch grid `(rows, cols)`.
 type PositionalCache<B> = Vec<((usize, usize), <B as Backend>::Tensor)>;
 
+/// What the detection forward pass yields (METHOD.md A2), every row L2-normalised.
+pub struct VisionOutput<B: Backend> {
+    /// The global embedding `[1, D]`.
+    pub global: B::Tensor,
+    /// Patch embeddings `[N, D]`, one per feature layer, in the configured order.
+    pub patches: Vec<B::Tensor>,
+}
+
 /// The vision tower's weights on one backend.
 pub struct VisionTower<B: Backend> {
     cfg: VisionConfig,
@@ -97,6 +105,51 @@ impl<B: Backend> VisionTower<B> {
         }
         let cls = self.ln_post.forward(be, &be.slice_rows(&x, 0, 1)?)?;
         self.project(be, &cls)
+    }
+
+    /// The detection forward pass (METHOD.md A2): one layer loop, the DPAM stream from
+    /// `dpam_start` (1-indexed), patch embeddings tapped at each of `feature_layers` (`z` from
+    /// DPAM layers, `h` before them) and the global embedding from the last layer's class token
+    /// without `ln_post` (AnomalyCLIP's quirk, kept for parity). Layer indices were validated
+    /// with the model's configuration.
+    ///
+    /// # Shapes
+    /// `image`: `[3, H, W]`. Output: `global` `[1, D]`, each of `patches` `[N, D]` (N = patches of
+    /// the grid, class token dropped), all rows L2-normalised.
+    pub fn forward(
+        &self,
+        be: &B,
+        image: &B::Tensor,
+        dpam_start: usize,
+        feature_layers: &[usize],
+    ) -> Result<VisionOutput<B>, Error> {
+        let mut h = self.embed(be, image)?;
+        let tokens = h.shape()[0];
+        let mut z: Option<B::Tensor> = None;
+        let mut taps: Vec<Option<B::Tensor>> = vec![None; feature_layers.len()];
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer = i + 1;
+            if layer >= dpam_start {
+                let (h2, z2) = super::dpam::dual_path(be, block, &h, z.as_ref().unwrap_or(&h))?;
+                (h, z) = (h2, Some(z2));
+            } else {
+                h = block.forward(be, &h, AttentionMask::None)?;
+            }
+            for (tap, _) in taps.iter_mut().zip(feature_layers).filter(|(_, &l)| l == layer) {
+                *tap = Some(z.clone().unwrap_or_else(|| h.clone()));
+            }
+        }
+        let mut patches = Vec::with_capacity(taps.len());
+        for (tap, layer) in taps.into_iter().zip(feature_layers) {
+            let x = tap.ok_or_else(|| BackendError::InvalidArgument {
+                op: "vision",
+                message: format!("feature layer {layer} is outside the {} layers", self.blocks.len()),
+            })?;
+            let x = self.ln_post(be, &be.slice_rows(&x, 1, tokens - 1)?)?;
+            patches.push(be.l2_normalize(&self.project(be, &x)?)?);
+        }
+        let global = be.l2_normalize(&self.project(be, &be.slice_rows(&h, 0, 1)?)?)?;
+        Ok(VisionOutput { global, patches })
     }
 
     /// `x · proj` (`[R, W]` → `[R, D]`).

@@ -24,6 +24,13 @@ pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out = x · factor + shift`.
+pub fn affine(x: &[f32], factor: f32, shift: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v * factor + shift;
+    }
+}
+
 /// `out = x · factor`.
 pub fn scale(x: &[f32], factor: f32, out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {

@@ -12,6 +12,7 @@ mod par;
 pub mod patch_embed;
 mod pool;
 pub mod resize;
+pub mod score;
 mod simd;
 pub mod softmax;
 pub mod transport;
@@ -19,7 +20,9 @@ pub mod transport;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::{check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, SinkhornParams, TensorInfo};
+use super::{
+    check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, ScoreMix, SinkhornParams, TensorInfo,
+};
 
 /// A tensor in host memory. f16 uploads are widened to f32 on upload (exactly), and keep
 /// [`DType::F16`] as their dtype so both backends accept and refuse the same operands.
@@ -213,6 +216,21 @@ impl Backend for CpuBackend {
         Ok(Self::unary(x, |x, out| elementwise::scale(x, factor, out)))
     }
 
+    fn affine(&self, x: &CpuTensor, factor: f32, shift: f32) -> Result<CpuTensor, BackendError> {
+        check::rows_cols("affine", "x", x)?;
+        Ok(Self::unary(x, |x, out| elementwise::affine(x, factor, shift, out)))
+    }
+
+    fn reshape(&self, x: &CpuTensor, shape: &[usize]) -> Result<CpuTensor, BackendError> {
+        check::reshape(x, shape)?;
+        Ok(CpuTensor {
+            data: x.data.clone(),
+            shape: shape.to_vec(),
+            dtype: x.dtype,
+            panels: Arc::new(PanelCache::default()),
+        })
+    }
+
     fn slice_rows(&self, x: &CpuTensor, start: usize, count: usize) -> Result<CpuTensor, BackendError> {
         let cols = check::slice_rows(x, start, count)?;
         Ok(CpuTensor::new(copy::slice_rows(x.data(), cols, start, count), vec![count, cols]))
@@ -285,6 +303,24 @@ impl Backend for CpuBackend {
     fn top_k_renorm(&self, x: &CpuTensor, k: usize) -> Result<CpuTensor, BackendError> {
         let (_, m) = check::top_k_renorm(x, k)?;
         Ok(Self::unary(x, |x, out| transport::top_k_renorm(x, m, k, out)))
+    }
+
+    fn token_probabilities(
+        &self,
+        patches: &CpuTensor,
+        weights: &CpuTensor,
+        text_normal: &CpuTensor,
+        text_abnormal: &CpuTensor,
+        temperature: f32,
+        mix: ScoreMix,
+    ) -> Result<CpuTensor, BackendError> {
+        let (n, d, m) = check::token_probabilities(patches, weights, text_normal, text_abnormal, temperature)?;
+        let (p, w, t_n, t_a) = (patches.data(), weights.data(), text_normal.data(), text_abnormal.data());
+        let mut out = vec![0.0; n];
+        par::for_each_row(&mut out, 1, |i, o| {
+            o[0] = score::token_probability(&p[i * d..(i + 1) * d], &w[i * m..(i + 1) * m], t_n, t_a, temperature, mix);
+        });
+        Ok(CpuTensor::new(out, vec![n]))
     }
 }
 

@@ -19,6 +19,7 @@ mod matmul;
 mod norm;
 mod patch_embed;
 mod resize;
+mod score;
 mod softmax;
 mod transport;
 
@@ -27,7 +28,9 @@ use std::sync::Arc;
 pub use context::{list_adapters, AdapterSummary, GpuContext, GpuOptions, ADAPTER_ENV};
 pub use pool::size_class;
 
-use super::{check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, SinkhornParams, TensorInfo};
+use super::{
+    check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, ScoreMix, SinkhornParams, TensorInfo,
+};
 use kernels::Kernels;
 use pool::{BufferPool, PooledBuffer};
 use recorder::Recorder;
@@ -303,6 +306,15 @@ impl Backend for GpuBackend {
         elementwise::scale(self, x, factor)
     }
 
+    fn affine(&self, x: &GpuTensor, factor: f32, shift: f32) -> Result<GpuTensor, BackendError> {
+        elementwise::affine(self, x, factor, shift)
+    }
+
+    fn reshape(&self, x: &GpuTensor, shape: &[usize]) -> Result<GpuTensor, BackendError> {
+        check::reshape(x, shape)?;
+        Ok(GpuTensor { buf: x.buf.clone(), shape: shape.to_vec(), dtype: x.dtype })
+    }
+
     fn slice_rows(&self, x: &GpuTensor, start: usize, count: usize) -> Result<GpuTensor, BackendError> {
         copy::slice_rows(self, x, start, count)
     }
@@ -339,6 +351,18 @@ impl Backend for GpuBackend {
 
     fn top_k_renorm(&self, x: &GpuTensor, k: usize) -> Result<GpuTensor, BackendError> {
         transport::top_k_renorm(self, x, k)
+    }
+
+    fn token_probabilities(
+        &self,
+        patches: &GpuTensor,
+        weights: &GpuTensor,
+        text_normal: &GpuTensor,
+        text_abnormal: &GpuTensor,
+        temperature: f32,
+        mix: ScoreMix,
+    ) -> Result<GpuTensor, BackendError> {
+        score::token_probabilities(self, patches, weights, text_normal, text_abnormal, temperature, mix)
     }
 }
 

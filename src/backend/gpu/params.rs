@@ -10,10 +10,12 @@ use bytemuck::{Pod, Zeroable};
 pub struct ElementwiseParams {
     /// Element count.
     pub n: u32,
-    /// Factor of `scale`.
+    /// Factor of `scale` and `affine`.
     pub factor: f32,
+    /// Shift of `affine`.
+    pub shift: f32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 /// `LayerNormParams` in `norm.wgsl` (also used by `l2_normalize`).
@@ -188,4 +190,22 @@ pub struct CopyParams {
     pub dst_offset: u32,
     /// Padding.
     pub _pad: u32,
+}
+
+/// `ScoreParams` in `score.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ScoreParams {
+    /// Tokens N.
+    pub tokens: u32,
+    /// Embedding width D.
+    pub dim: u32,
+    /// Subspaces M.
+    pub subspaces: u32,
+    /// 0: mix embeddings, 1: mix probabilities.
+    pub mix: u32,
+    /// Softmax temperature τ.
+    pub temperature: f32,
+    /// Padding.
+    pub _pad: [u32; 3],
 }

@@ -23,6 +23,7 @@ pub const FILES: &[ShaderFile] = &[
     ShaderFile { family: "patch_embed", source: include_str!("../../../shaders/patch_embed.wgsl") },
     ShaderFile { family: "resize", source: include_str!("../../../shaders/resize.wgsl") },
     ShaderFile { family: "softmax", source: include_str!("../../../shaders/softmax.wgsl") },
+    ShaderFile { family: "score", source: include_str!("../../../shaders/score.wgsl") },
     ShaderFile { family: "transport", source: include_str!("../../../shaders/transport.wgsl") },
 ];
 
@@ -126,6 +127,15 @@ pub const KERNELS: &[KernelSpec] = &[
     },
     KernelSpec {
         family: "elementwise",
+        entry: "affine",
+        inputs: 1,
+        outputs: 1,
+        params: "ElementwiseParams",
+        params_size: size_of_params!(ElementwiseParams),
+        overrides: &[],
+    },
+    KernelSpec {
+        family: "elementwise",
         entry: "add",
         inputs: 2,
         outputs: 1,
@@ -176,6 +186,15 @@ pub const KERNELS: &[KernelSpec] = &[
         outputs: 1,
         params: "ResizeParams",
         params_size: size_of_params!(ResizeParams),
+        overrides: &[],
+    },
+    KernelSpec {
+        family: "score",
+        entry: "token_probabilities",
+        inputs: 4,
+        outputs: 1,
+        params: "ScoreParams",
+        params_size: size_of_params!(ScoreParams),
         overrides: &[],
     },
     KernelSpec {

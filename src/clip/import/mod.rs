@@ -8,6 +8,7 @@
 
 pub mod layout;
 pub mod pickle;
+mod text_embeddings;
 pub mod torch;
 pub mod zip;
 
@@ -15,7 +16,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use self::layout::{Layout, Recipe};
-use super::config::{architecture_name, ClipConfig, ModelConfig, TextConfig, VisionConfig, WeightDType, HEAD_WIDTH};
+use super::config::{
+    architecture_name, ClipConfig, DetectionConfig, ModelConfig, TextConfig, VisionConfig,
+    WeightDType, HEAD_WIDTH,
+};
 use super::model_file::{metadata, tensor_specs, TensorSpec};
 
 use super::safetensors::{f16_bytes, f32_bytes, write_atomic, PlannedTensor, SafetensorsFile, StDType};
@@ -35,6 +39,22 @@ pub struct ImportOptions {
     pub feature_layers: Option<Vec<usize>>,
     /// Leave the text tower out.
     pub vision_only: bool,
+    /// Where the text embeddings come from (none: a CLIP-only file that cannot detect).
+    pub prompts: Option<PromptSource>,
+    /// Scoring hyperparameters stored in the file.
+    pub detection: DetectionConfig,
+}
+
+/// The prompts `tokenclip import --prompts` turns into text embeddings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptSource {
+    /// An AnomalyCLIP checkpoint, a model file made by `train`, or a prompts safetensors file.
+    File(std::path::PathBuf),
+    /// The training-free prompt ensemble for a class name (METHOD.md C).
+    Ensemble {
+        /// Fills the `{}` of every state phrase ("object" by default).
+        class_name: String,
+    },
 }
 
 /// A checkpoint opened for reading, whatever its container.
@@ -81,8 +101,10 @@ impl Checkpoint {
     }
 }
 
-/// Imports the CLIP checkpoint at `src` into a model file at `out`. Returns its configuration.
-pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<ModelConfig, ModelError> {
+/// Imports the CLIP checkpoint at `src` into a model file at `out`, with the text embeddings of
+/// `opts.prompts` when given (the text tower runs once here, on the CPU, in f32). Returns the
+/// file's configuration.
+pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<ModelConfig, crate::Error> {
     let path = src.display().to_string();
     let ckpt = Checkpoint::open(src)?;
     let shapes = ckpt.shapes();
@@ -107,8 +129,10 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
         layout::recipe_shape(&recipe(name, recipes), &shapes)
             .map_err(|missing| ModelError::MissingTensor { path: path.clone(), name: missing })
     };
-    let clip = infer_config(&|n| shape_of(n, &recipes), vision_layers, text_layers, opts.vision_only, &path)?;
+    let text_needed = !opts.vision_only || opts.prompts.is_some();
+    let clip = infer_config(&|n| shape_of(n, &recipes), vision_layers, text_layers, !text_needed, &path)?;
     let mut config = ModelConfig::for_clip(clip, opts.dtype);
+    config.detection = opts.detection.clone();
     if let Some(s) = opts.image_size {
         config.input_size = s;
     }
@@ -120,8 +144,18 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
     }
     config.validate()?;
 
-    let specs = tensor_specs(&config.clip, config.weights);
-    for s in &specs {
+    let mut extra = BTreeMap::new();
+    if let Some(source) = &opts.prompts {
+        let ckpt_source = CheckpointSource { ckpt: &ckpt, path: &path, shapes: &shapes, recipe: &|n| recipe(n, &recipes) };
+        extra = text_embeddings::compute(&ckpt_source, source, &mut config)?;
+    }
+    if opts.vision_only {
+        config.clip.text = None;
+    }
+    config.validate()?;
+
+    let specs = tensor_specs(&config);
+    for s in specs.iter().filter(|s| !extra.contains_key(&s.name)) {
         let got = shape_of(&s.name, &recipes)?;
         if got != s.shape {
             return Err(ModelError::ShapeMismatch {
@@ -129,13 +163,17 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
                 name: source_name(&recipe(&s.name, &recipes)),
                 expected: s.shape.clone(),
                 got,
-            });
+            }
+            .into());
         }
     }
     let planned: Vec<PlannedTensor> =
         specs.iter().map(|s| PlannedTensor { name: s.name.clone(), dtype: s.dtype, shape: s.shape.clone() }).collect();
     write_atomic(out, &metadata(&config)?, &planned, |i| {
         let spec: &TensorSpec = &specs[i];
+        if let Some(data) = extra.get(&spec.name) {
+            return Ok(f32_bytes(data));
+        }
         let data = build(&ckpt, &recipe(&spec.name, &recipes), &shapes)?;
         if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::corrupt(
@@ -149,6 +187,29 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
         })
     })?;
     Ok(config)
+}
+
+/// The checkpoint seen through the recipes as model-file tensors in f32 (what the text tower
+/// loads from when import encodes prompts).
+struct CheckpointSource<'a> {
+    ckpt: &'a Checkpoint,
+    path: &'a str,
+    shapes: &'a BTreeMap<String, Vec<usize>>,
+    recipe: &'a dyn Fn(&str) -> Recipe,
+}
+
+impl super::weights::TensorSource for CheckpointSource<'_> {
+    fn source_name(&self) -> &str {
+        self.path
+    }
+
+    fn read_raw(&self, name: &str) -> Result<super::weights::RawTensor, ModelError> {
+        let r = (self.recipe)(name);
+        let shape = layout::recipe_shape(&r, self.shapes)
+            .map_err(|missing| ModelError::MissingTensor { path: self.path.into(), name: missing })?;
+        let data = build(self.ckpt, &r, self.shapes)?;
+        Ok(super::weights::RawTensor { dtype: StDType::F32, shape, bytes: f32_bytes(&data) })
+    }
 }
 
 fn source_name(r: &Recipe) -> String {

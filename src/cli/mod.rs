@@ -7,9 +7,13 @@ use tokenclip::BackendChoice;
 
 mod bench;
 mod bench_model;
+mod detect;
 mod embed;
 mod import;
 mod info;
+mod inputs;
+mod progress;
+mod scores;
 
 /// Zero-shot anomaly detection with TokenCLIP on WebGPU or the CPU.
 #[derive(Debug, Parser)]
@@ -33,6 +37,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Write CLIP image and text embeddings (as open_clip's encode_image / encode_text).
     Embed(embed::EmbedArgs),
+    /// Anomaly maps and scores for images, folders and globs.
+    Detect(detect::DetectArgs),
     /// Measure op throughput (`bench ops`) or image encoding with a model (`bench --model M`).
     Bench(bench::BenchArgs),
 }
@@ -57,10 +63,15 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(&global, &args),
         Command::Import(args) => import::run(&args),
         Command::Embed(args) => embed::run(&global, &args),
+        Command::Detect(args) => detect::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<detect::PartialFailure>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

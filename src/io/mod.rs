@@ -2,6 +2,9 @@
 
 mod error;
 pub mod image;
+pub mod npy;
+pub mod output;
+pub mod overlay;
 pub mod preprocess;
 
 pub use error::InputError;

@@ -411,3 +411,14 @@ pub fn try_preprocess(img: &RgbImage, size: u32, mode: ResizeMode, name: &str) -
     }
     Ok(out)
 }
+
+/// Detection's input (METHOD.md A1): the image converted to RGB as PIL's `convert("RGB")` does
+/// (alpha dropped, not composited), as AnomalyCLIP's data loaders do, then squashed to
+/// `size × size` with PIL's bicubic and normalised.
+pub fn detection_pixels(img: &RgbImage, size: u32, name: &str) -> Result<Vec<f32>, InputError> {
+    if img.alpha.is_none() {
+        return try_preprocess(img, size, ResizeMode::Squash, name);
+    }
+    let rgb = RgbImage { width: img.width, height: img.height, data: img.data.clone(), alpha: None };
+    try_preprocess(&rgb, size, ResizeMode::Squash, name)
+}

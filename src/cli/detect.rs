@@ -1,0 +1,184 @@
+//! `tokenclip detect`: anomaly maps and image scores for files, folders and globs
+//! (DESIGN.md "CLI contract").
+//!
+//! Per image: `NAME.overlay.png` (the map over the image, with a colour bar) and, with
+//! `--save-maps`, `NAME.map.npy`; for the run, `scores.csv` and `scores.json`. Unreadable
+//! inputs are reported by name and skipped; every file is written atomically. Exit status: 0 when
+//! everything worked, 2 when some inputs failed (the rest are written), 1 on a fatal error.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tokenclip::backend::Backend;
+use tokenclip::clip::model_file::ModelFile;
+use tokenclip::io::image::{read_image, ImageLimits, RgbImage};
+use tokenclip::io::npy::npy_f32;
+use tokenclip::io::output::{ensure_dir, write_atomic};
+use tokenclip::io::overlay::{encode_png, render_overlay, resize_map, OverlayOptions};
+use tokenclip::io::preprocess::detection_pixels;
+use tokenclip::{Detection, Detector};
+
+use super::inputs::{expand_inputs, InputImage};
+use super::progress::Progress;
+use super::scores::{write_scores, ScoreRow};
+use super::{open_device, with_backend, Global};
+
+/// The size maps are written at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MapSize {
+    /// Resized (bilinearly) to the input image.
+    Original,
+    /// The model's S × S (what the papers evaluate).
+    Model,
+}
+
+/// `tokenclip detect` arguments.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// The model file (made by `import --prompts …` or `train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(long, default_value = "tokenclip-out")]
+    out: PathBuf,
+    /// Flag images whose score is at least this, and outline map regions at least this.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Size of saved maps: the input image's, or the model's S × S.
+    #[arg(long, value_enum, default_value = "original")]
+    map_size: MapSize,
+    /// Also write each map as `NAME.map.npy` (f32, H × W).
+    #[arg(long)]
+    save_maps: bool,
+    /// Heat-map opacity in the overlays, 0–1.
+    #[arg(long, default_value_t = 0.5)]
+    opacity: f32,
+    /// Images: files, folders (searched recursively) and glob patterns.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+}
+
+/// Some inputs failed while the others were processed: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} inputs failed (see the messages above); the others were written")]
+pub struct PartialFailure {
+    failed: usize,
+    total: usize,
+}
+
+/// Runs detection over every input.
+pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.opacity) {
+        anyhow::bail!("--opacity must be within 0 and 1, got {}", args.opacity);
+    }
+    let inputs = expand_inputs(&args.inputs)?;
+    for p in &inputs.problems {
+        eprintln!("skipped: {p}");
+    }
+    let file = ModelFile::open(&args.model)?;
+    ensure_dir(&args.out)?;
+    let device = open_device(g)?;
+    let rows = with_backend!(&device, be => detect_all(be, &file, args, &inputs.images))?;
+    write_scores(&args.out, &rows, args.threshold)?;
+    let failed = rows.iter().filter(|r| r.error.is_some()).count() + inputs.problems.len();
+    let flagged = rows.iter().filter(|r| r.flagged == Some(true)).count();
+    eprintln!(
+        "{} images scored{}; results in {}",
+        rows.len() - rows.iter().filter(|r| r.error.is_some()).count(),
+        args.threshold.map(|t| format!(", {flagged} flagged at ≥ {t}")).unwrap_or_default(),
+        args.out.display()
+    );
+    if failed > 0 {
+        return Err(PartialFailure { failed, total: rows.len() + inputs.problems.len() }.into());
+    }
+    Ok(())
+}
+
+fn detect_all<B: Backend>(
+    be: &B,
+    file: &ModelFile,
+    args: &DetectArgs,
+    images: &[InputImage],
+) -> anyhow::Result<Vec<ScoreRow>> {
+    let detector = Detector::load(file, &file.config, be)?;
+    let progress = Progress::new(images.len() as u64, "images");
+    let mut rows = Vec::with_capacity(images.len());
+    for input in images {
+        progress.set_message(input.path.display().to_string());
+        let row = match detect_one(be, &detector, args, input) {
+            Ok(d) => ScoreRow {
+                path: input.path.display().to_string(),
+                score: Some(d.score),
+                max: Some(d.map_max),
+                flagged: args.threshold.map(|t| d.score >= t),
+                error: None,
+            },
+            Err(e) => {
+                let msg = format!("{e:#}");
+                progress.println(format!("skipped {}: {msg}", input.path.display()));
+                ScoreRow {
+                    path: input.path.display().to_string(),
+                    score: None,
+                    max: None,
+                    flagged: None,
+                    error: Some(msg),
+                }
+            }
+        };
+        rows.push(row);
+        progress.inc();
+    }
+    progress.finish();
+    Ok(rows)
+}
+
+fn detect_one<B: Backend>(
+    be: &B,
+    detector: &Detector<B>,
+    args: &DetectArgs,
+    input: &InputImage,
+) -> anyhow::Result<Detection> {
+    let name = input.path.display().to_string();
+    let img = read_image(&input.path, &ImageLimits::default())?;
+    let size = detector.input_size();
+    let pixels = detection_pixels(&img, size as u32, &name)?;
+    let d = pollster::block_on(detector.detect(be, &pixels))?;
+    write_outputs(detector, args, input, &img, &d).with_context(|| format!("writing the results of {name}"))?;
+    Ok(d)
+}
+
+fn write_outputs<B: Backend>(
+    detector: &Detector<B>,
+    args: &DetectArgs,
+    input: &InputImage,
+    img: &RgbImage,
+    d: &Detection,
+) -> anyhow::Result<()> {
+    let stem = args.out.join(&input.out_stem);
+    if let Some(parent) = stem.parent() {
+        ensure_dir(parent)?;
+    }
+    let layers = detector.config().feature_layers.len() as f32;
+    let opts =
+        OverlayOptions::default().with_opacity(args.opacity).with_range(0.0, layers).with_outline(args.threshold);
+    let overlay = render_overlay(img, &d.map, d.size, d.size, &opts)?;
+    write_atomic(&with_suffix(&stem, "overlay.png"), &encode_png(&overlay)?)?;
+    if args.save_maps {
+        let (w, h) = match args.map_size {
+            MapSize::Original => (img.width as usize, img.height as usize),
+            MapSize::Model => (d.size, d.size),
+        };
+        let map = resize_map(&d.map, d.size, d.size, w, h)?;
+        write_atomic(&with_suffix(&stem, "map.npy"), &npy_f32(&map, &[h, w]))?;
+    }
+    Ok(())
+}
+
+/// `dir/name` → `dir/name.suffix` (the stem may itself contain dots).
+fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
+}

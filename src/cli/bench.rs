@@ -223,6 +223,9 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
             let file = tokenclip::clip::model_file::ModelFile::open(model)?;
             let size = args.image_size.unwrap_or(file.config.input_size);
             let device = super::open_device(g)?;
+            if file.config.text_embeddings.is_some() && args.image_size.is_none() {
+                return super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, args.reps));
+            }
             return super::with_backend!(&device, be => super::bench_model::bench_encoder(be, &file, size, args.reps));
         }
         (None, None) => anyhow::bail!("say what to measure: `bench ops`, or `bench --model M`"),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use tokenclip::BackendChoice;
 
 mod bench;
+mod bench_detect;
 mod bench_model;
 mod detect;
 mod embed;

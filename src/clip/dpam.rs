@@ -10,20 +10,27 @@ use crate::Error;
 
 use super::transformer::ResidualBlock;
 
-/// One DPAM layer: `(h, z)` → `(h + attn(ln_1 h) + mlp(…), z + vv_attn(ln_1 h))`.
+/// One DPAM layer: `(h, z)` → `(h + attn(ln_1 h) + mlp(…), z + vv_attn(ln_1 h))`. With
+/// `class_only` (the last layer, where only the class token of `h` is used) the MLP runs on the
+/// class token alone and `h` comes back as that one row.
 ///
 /// # Shapes
-/// `h`, `z`: `[T, W]` → both `[T, W]`.
+/// `h`, `z`: `[T, W]` → `([T, W]` or `[1, W]`, `[T, W])`.
 pub fn dual_path<B: Backend>(
     be: &B,
     block: &ResidualBlock<B>,
     h: &B::Tensor,
     z: &B::Tensor,
+    class_only: bool,
 ) -> Result<(B::Tensor, B::Tensor), Error> {
     let qkv = block.attn.qkv(be, &block.ln_1.forward(be, h)?)?;
     let normal = block.attn.attend(be, &qkv, AttentionKind::QueryKey, AttentionMask::None)?;
     let value_value = block.attn.attend(be, &qkv, AttentionKind::ValueValue, AttentionMask::None)?;
-    let h = block.mlp_residual(be, &be.add(h, &normal)?)?;
+    let mut h = be.add(h, &normal)?;
+    if class_only {
+        h = be.slice_rows(&h, 0, 1)?;
+    }
+    let h = block.mlp_residual(be, &h)?;
     let z = be.add(z, &value_value)?;
     Ok((h, z))
 }

@@ -130,7 +130,9 @@ impl<B: Backend> VisionTower<B> {
         for (i, block) in self.blocks.iter().enumerate() {
             let layer = i + 1;
             if layer >= dpam_start {
-                let (h2, z2) = super::dpam::dual_path(be, block, &h, z.as_ref().unwrap_or(&h))?;
+                // After the last layer only h's class token is read (the global embedding).
+                let class_only = layer == self.blocks.len();
+                let (h2, z2) = super::dpam::dual_path(be, block, &h, z.as_ref().unwrap_or(&h), class_only)?;
                 (h, z) = (h2, Some(z2));
             } else {
                 h = block.forward(be, &h, AttentionMask::None)?;

@@ -54,6 +54,18 @@ pub struct DetectionTensors<B: Backend> {
     pub map: B::Tensor,
 }
 
+/// The stages of a pass, reported to [`Detector::forward_observed`]'s hook as each is recorded
+/// (on the CPU, as each finishes: its ops run eagerly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The vision tower with DPAM: patch and global embeddings.
+    Encoder,
+    /// Cost, Sinkhorn, top-K and token probabilities for every feature layer.
+    Transport,
+    /// Upsampling, smoothing and the image score.
+    PostProcessing,
+}
+
 /// A loaded detector on one backend.
 pub struct Detector<B: Backend> {
     config: ModelConfig,
@@ -106,6 +118,16 @@ impl<B: Backend> Detector<B> {
 
     /// Records one pass over a preprocessed image `[3, S, S]`.
     pub fn forward(&self, be: &B, pixels: &B::Tensor) -> Result<DetectionTensors<B>, Error> {
+        self.forward_observed(be, pixels, &mut |_| {})
+    }
+
+    /// [`Self::forward`], calling `observe` after each [`Stage`] (for timing).
+    pub fn forward_observed(
+        &self,
+        be: &B,
+        pixels: &B::Tensor,
+        observe: &mut dyn FnMut(Stage),
+    ) -> Result<DetectionTensors<B>, Error> {
         let cfg = &self.config;
         let det = &cfg.detection;
         let size = cfg.input_size;
@@ -120,16 +142,19 @@ impl<B: Backend> Detector<B> {
             .into());
         }
         let out = self.vision.forward(be, pixels, cfg.dpam_start, &cfg.feature_layers)?;
+        observe(Stage::Encoder);
         let mut layers = Vec::with_capacity(out.patches.len());
         for patches in out.patches {
             let assignment = assign(be, &patches, &self.space, det)?;
             let probabilities = scoring::token_probabilities(be, &patches, &assignment.weights, &self.space, det)?;
             layers.push(LayerStages { patches, assignment, probabilities });
         }
+        observe(Stage::Transport);
         let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
         let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
         let map = scoring::smooth(be, &raw_map, det.sigma)?;
         let global_score = scoring::global_score(be, &out.global, &self.space, det)?;
+        observe(Stage::PostProcessing);
         Ok(DetectionTensors { layers, global: out.global, global_score, raw_map, map })
     }
 

@@ -11,15 +11,8 @@ use crate::Error;
 use super::prompts::{normalize, TextEmbeddings};
 
 /// Phrases describing a normal object (`{}` = the class name).
-pub const NORMAL_STATES: [&str; 7] = [
-    "{}",
-    "flawless {}",
-    "perfect {}",
-    "unblemished {}",
-    "{} without flaw",
-    "{} without defect",
-    "{} without damage",
-];
+pub const NORMAL_STATES: [&str; 7] =
+    ["{}", "flawless {}", "perfect {}", "unblemished {}", "{} without flaw", "{} without defect", "{} without damage"];
 
 /// Phrases describing an anomalous object.
 pub const ABNORMAL_STATES: [&str; 5] = ["damaged {}", "broken {}", "{} with flaw", "{} with defect", "{} with damage"];

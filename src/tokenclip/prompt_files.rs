@@ -1,7 +1,9 @@
 //! Reading learned prompts from files (native only), for `tokenclip import --prompts`:
 //! - an AnomalyCLIP checkpoint (`torch.save({"prompt_learner": state_dict})`): `ctx_pos` (normal)
 //!   and `ctx_neg` (abnormal), `(1, 1, n_ctx, W)`, and `compound_prompts_text.{i}`, `(n_deep, W)`,
-//!   giving M = 1; its projection layers and token buffers are not needed and are ignored;
+//!   giving M = 1; its projection layers and token buffers are not needed and are ignored. Its
+//!   text encoder casts the deep prompts to half precision before inserting them
+//!   (`ResidualAttentionBlock_learnable_token`, `.half()`), so they are rounded to f16 here too;
 //! - a safetensors file with `prompt.ctx_normal`, `prompt.ctx_abnormal` (`[M, n_ctx, W]`) and
 //!   optionally `prompt.deep` (`[L, n_deep, W]`): a model file made by `train`, or prompts
 //!   written by a script. A model file's own prompt configuration (its suffixes) is used.
@@ -73,7 +75,7 @@ fn read_anomalyclip(
             [n, w] if *w == width && (layers == 0 || *n == deep_tokens) => deep_tokens = *n,
             _ => return Err(shape_error(path, &name, s, &format!("(n_deep, {width}), the same for every layer"))),
         }
-        deep.extend(ckpt.read_f32(&name)?);
+        deep.extend(ckpt.read_f32(&name)?.into_iter().map(|v| half::f16::from_f32(v).to_f32()));
         layers += 1;
     }
     let mut config = PromptConfig::anomalyclip(1, width);
@@ -102,12 +104,19 @@ fn read_tokenclip(ckpt: &Checkpoint, shapes: &BTreeMap<String, Vec<usize>>, path
     };
     let mut config = match ckpt {
         Checkpoint::Safetensors(f) if f.header.metadata.contains_key("config") => {
-            config_from_metadata(&f.header.metadata, path)?.prompts.unwrap_or_else(|| PromptConfig::anomalyclip(m, width))
+            config_from_metadata(&f.header.metadata, path)?
+                .prompts
+                .unwrap_or_else(|| PromptConfig::anomalyclip(m, width))
         }
         _ => PromptConfig::anomalyclip(m, width),
     };
     (config.subspaces, config.context_tokens, config.width) = (m, n_ctx, width);
     (config.deep_layers, config.deep_tokens) = (layers, deep_tokens);
     let deep = if layers == 0 { Vec::new() } else { ckpt.read_f32(PROMPT_DEEP)? };
-    Ok(Prompts { config, ctx_normal: ckpt.read_f32(PROMPT_CTX_NORMAL)?, ctx_abnormal: ckpt.read_f32(PROMPT_CTX_ABNORMAL)?, deep })
+    Ok(Prompts {
+        config,
+        ctx_normal: ckpt.read_f32(PROMPT_CTX_NORMAL)?,
+        ctx_abnormal: ckpt.read_f32(PROMPT_CTX_ABNORMAL)?,
+        deep,
+    })
 }

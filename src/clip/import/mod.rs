@@ -17,8 +17,7 @@ use std::path::Path;
 
 use self::layout::{Layout, Recipe};
 use super::config::{
-    architecture_name, ClipConfig, DetectionConfig, ModelConfig, TextConfig, VisionConfig,
-    WeightDType, HEAD_WIDTH,
+    architecture_name, ClipConfig, DetectionConfig, ModelConfig, TextConfig, VisionConfig, WeightDType, HEAD_WIDTH,
 };
 use super::model_file::{metadata, tensor_specs, TensorSpec};
 
@@ -146,7 +145,8 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
 
     let mut extra = BTreeMap::new();
     if let Some(source) = &opts.prompts {
-        let ckpt_source = CheckpointSource { ckpt: &ckpt, path: &path, shapes: &shapes, recipe: &|n| recipe(n, &recipes) };
+        let ckpt_source =
+            CheckpointSource { ckpt: &ckpt, path: &path, shapes: &shapes, recipe: &|n| recipe(n, &recipes) };
         extra = text_embeddings::compute(&ckpt_source, source, &mut config)?;
     }
     if opts.vision_only {

@@ -16,9 +16,9 @@ pub mod tokenclip;
 
 pub use backend::{Backend, BackendError};
 pub use clip::ModelError;
+pub use device::{BackendChoice, Device};
 pub use io::InputError;
 pub use tokenclip::{Detection, Detector};
-pub use device::{BackendChoice, Device};
 
 /// Every error the library returns.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,9 @@ fn reference(p: &[f32], w: &[f32], tn: &[f32], ta: &[f32], d: usize, tau: f64, m
             match mix {
                 ScoreMix::Embeddings => {
                     let mixed = |t: &[f64]| {
-                        normalize(&(0..d).map(|c| (0..m).map(|j| f64::from(wi[j]) * t[j * d + c]).sum()).collect::<Vec<_>>())
+                        normalize(
+                            &(0..d).map(|c| (0..m).map(|j| f64::from(wi[j]) * t[j * d + c]).sum()).collect::<Vec<_>>(),
+                        )
                     };
                     p_abnormal(dot(&pi, &mixed(&tn)), dot(&pi, &mixed(&ta)), tau)
                 }
@@ -67,9 +69,22 @@ fn weights(n: usize, m: usize, seed: u64) -> Vec<f32> {
     w
 }
 
-fn run<B: Backend>(be: &B, p: &[f32], w: &[f32], tn: &[f32], ta: &[f32], n: usize, d: usize, m: usize, mix: ScoreMix) -> Vec<f32> {
+fn run<B: Backend>(
+    be: &B,
+    p: &[f32],
+    w: &[f32],
+    tn: &[f32],
+    ta: &[f32],
+    n: usize,
+    d: usize,
+    m: usize,
+    mix: ScoreMix,
+) -> Vec<f32> {
     let t = |x: &[f32], s: &[usize]| be.upload(x, s).unwrap();
-    read(be, &be.token_probabilities(&t(p, &[n, d]), &t(w, &[n, m]), &t(tn, &[m, d]), &t(ta, &[m, d]), 0.07, mix).unwrap())
+    read(
+        be,
+        &be.token_probabilities(&t(p, &[n, d]), &t(w, &[n, m]), &t(tn, &[m, d]), &t(ta, &[m, d]), 0.07, mix).unwrap(),
+    )
 }
 
 fn token_probabilities_match_float64<B: Backend>(be: &B) {
@@ -118,7 +133,9 @@ fn token_probabilities_reject_bad_arguments<B: Backend>(be: &B) {
         assert!(
             matches!(
                 err,
-                BackendError::ShapeMismatch { .. } | BackendError::LimitExceeded { .. } | BackendError::InvalidArgument { .. }
+                BackendError::ShapeMismatch { .. }
+                    | BackendError::LimitExceeded { .. }
+                    | BackendError::InvalidArgument { .. }
             ),
             "{what}: {err}"
         );
@@ -132,7 +149,12 @@ fn compare(n: usize, d: usize, m: usize, seed: u64) {
     let w = weights(n, m, seed + 3);
     for mix in [ScoreMix::Embeddings, ScoreMix::Probabilities] {
         let what = format!("[{n}, {d}] M {m} {mix:?}");
-        assert_close32(&what, &run(g, &p, &w, &tn, &ta, n, d, m, mix), &run(&cpu(), &p, &w, &tn, &ta, n, d, m, mix), Tol::TRANSPORT);
+        assert_close32(
+            &what,
+            &run(g, &p, &w, &tn, &ta, n, d, m, mix),
+            &run(&cpu(), &p, &w, &tn, &ta, n, d, m, mix),
+            Tol::TRANSPORT,
+        );
     }
 }
 

@@ -361,7 +361,10 @@ pub fn slice_rows(x: &impl TensorInfo, start: usize, count: usize) -> Result<usi
     if count == 0 || start.checked_add(count).is_none_or(|end| end > rows) {
         return Err(BackendError::InvalidArgument {
             op: OP,
-            message: format!("rows {start}..{} are not a non-empty range inside {rows} rows", start.saturating_add(count)),
+            message: format!(
+                "rows {start}..{} are not a non-empty range inside {rows} rows",
+                start.saturating_add(count)
+            ),
         });
     }
     Ok(cols)
@@ -410,13 +413,19 @@ pub fn token_probabilities(
             hint: String::new(),
         });
     }
-    for (operand, shape) in [("text_normal", matrix(OP, "text_normal", text_normal)?), ("text_abnormal", matrix(OP, "text_abnormal", text_abnormal)?)] {
+    for (operand, shape) in [
+        ("text_normal", matrix(OP, "text_normal", text_normal)?),
+        ("text_abnormal", matrix(OP, "text_abnormal", text_abnormal)?),
+    ] {
         if shape != (m, d) {
             return Err(shape_err(OP, operand, format!("[{m}, {d}] (subspaces × patch width)"), &[shape.0, shape.1]));
         }
     }
     if !(temperature.is_finite() && temperature > 0.0) {
-        return Err(BackendError::InvalidArgument { op: OP, message: format!("temperature must be > 0, got {temperature}") });
+        return Err(BackendError::InvalidArgument {
+            op: OP,
+            message: format!("temperature must be > 0, got {temperature}"),
+        });
     }
     Ok((n, d, m))
 }

@@ -225,7 +225,10 @@ mod tests {
                     matmul_panels(&a, &Panels::new(&b, layout, k, n), bias, m, &mut c);
                     let want = naive(&a, &b, bias, layout, m, k, n);
                     for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
-                        assert!((f64::from(g) - w).abs() < 1e-4 * (1.0 + w.abs()), "{m}x{k}x{n} {layout:?} [{i}]: {g} vs {w}");
+                        assert!(
+                            (f64::from(g) - w).abs() < 1e-4 * (1.0 + w.abs()),
+                            "{m}x{k}x{n} {layout:?} [{i}]: {g} vs {w}"
+                        );
                     }
                 }
             }

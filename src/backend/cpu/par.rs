@@ -108,7 +108,12 @@ impl<'a> SharedOut<'a> {
     /// # Safety
     /// Those elements are in the buffer, and no other thread reads or writes them meanwhile.
     pub unsafe fn write(&self, offset: usize, src: &[f32]) {
-        debug_assert!(offset + src.len() <= self.len, "{} elements at {offset} past an output of {}", src.len(), self.len);
+        debug_assert!(
+            offset + src.len() <= self.len,
+            "{} elements at {offset} past an output of {}",
+            src.len(),
+            self.len
+        );
         // SAFETY: in bounds and unshared, by the caller's contract; src is another allocation.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) };
     }

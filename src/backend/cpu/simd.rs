@@ -41,9 +41,7 @@ pub(crate) use dispatch;
 /// Whether this CPU runs the AVX-512 builds of [`dispatch!`] bodies.
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && has_avx2()
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") && has_avx2()
 }
 
 /// Whether this CPU runs the AVX2 + FMA builds of [`dispatch!`] bodies.

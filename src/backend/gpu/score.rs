@@ -28,7 +28,8 @@ pub fn token_probabilities(
         temperature,
         _pad: [0; 3],
     };
-    let bindings = [patches.binding(), weights.binding(), text_normal.binding(), text_abnormal.binding(), out.binding()];
+    let bindings =
+        [patches.binding(), weights.binding(), text_normal.binding(), text_abnormal.binding(), out.binding()];
     let grid = gpu.grid(n as u64, OP)?;
     gpu.dispatch(OP, &[], &bindings, bytemuck::bytes_of(&params), grid)?;
     Ok(out)

@@ -69,32 +69,42 @@ fn weights(n: usize, m: usize, seed: u64) -> Vec<f32> {
     w
 }
 
-fn run<B: Backend>(
-    be: &B,
-    p: &[f32],
-    w: &[f32],
-    tn: &[f32],
-    ta: &[f32],
+/// One problem: patches `[N, D]`, weights `[N, M]`, text embeddings `[M, D]` each.
+struct Problem {
     n: usize,
     d: usize,
     m: usize,
-    mix: ScoreMix,
-) -> Vec<f32> {
-    let t = |x: &[f32], s: &[usize]| be.upload(x, s).unwrap();
-    read(
-        be,
-        &be.token_probabilities(&t(p, &[n, d]), &t(w, &[n, m]), &t(tn, &[m, d]), &t(ta, &[m, d]), 0.07, mix).unwrap(),
-    )
+    p: Vec<f32>,
+    w: Vec<f32>,
+    tn: Vec<f32>,
+    ta: Vec<f32>,
+}
+
+impl Problem {
+    /// Random unit rows and top-K-like weights (pass `w` to override them).
+    fn new(n: usize, d: usize, m: usize, seed: u64, w: Option<Vec<f32>>) -> Self {
+        let (p, tn, ta) = (unit_rows(n, d, seed), unit_rows(m, d, seed + 1), unit_rows(m, d, seed + 2));
+        let w = w.unwrap_or_else(|| weights(n, m, seed + 3));
+        Problem { n, d, m, p, w, tn, ta }
+    }
+
+    fn run<B: Backend>(&self, be: &B, mix: ScoreMix) -> Vec<f32> {
+        let Problem { n, d, m, .. } = *self;
+        let t = |x: &[f32], s: &[usize]| be.upload(x, s).unwrap();
+        let (p, w) = (t(&self.p, &[n, d]), t(&self.w, &[n, m]));
+        read(be, &be.token_probabilities(&p, &w, &t(&self.tn, &[m, d]), &t(&self.ta, &[m, d]), 0.07, mix).unwrap())
+    }
+
+    fn reference(&self, mix: ScoreMix) -> Vec<f64> {
+        reference(&self.p, &self.w, &self.tn, &self.ta, self.d, 0.07, mix)
+    }
 }
 
 fn token_probabilities_match_float64<B: Backend>(be: &B) {
     for (n, d, m) in [(1, 1, 1), (5, 64, 4), (37, 77, 3), (3, 768, 64)] {
-        let (p, tn, ta) = (unit_rows(n, d, 1), unit_rows(m, d, 2), unit_rows(m, d, 3));
-        let w = weights(n, m, 4);
+        let pb = Problem::new(n, d, m, 1, None);
         for mix in [ScoreMix::Embeddings, ScoreMix::Probabilities] {
-            let got = run(be, &p, &w, &tn, &ta, n, d, m, mix);
-            let want = reference(&p, &w, &tn, &ta, d, 0.07, mix);
-            assert_close(&format!("[{n}, {d}] M {m} {mix:?}"), &got, &want, Tol::TRANSPORT);
+            assert_close(&format!("[{n}, {d}] M {m} {mix:?}"), &pb.run(be, mix), &pb.reference(mix), Tol::TRANSPORT);
         }
     }
 }
@@ -103,25 +113,26 @@ on_both_backends!(token_probabilities_match_float64, super::token_probabilities_
 /// With one subspace of weight 1 both mixes are AnomalyCLIP's two-way softmax of METHOD.md A4.
 fn single_subspace_is_two_way_softmax<B: Backend>(be: &B) {
     let (n, d) = (50, 32);
-    let (p, tn, ta) = (unit_rows(n, d, 5), unit_rows(1, d, 6), unit_rows(1, d, 7));
-    let want: Vec<f64> = p
-        .chunks_exact(d)
-        .map(|pi| {
-            let s = |t: &[f32]| pi.iter().zip(t).map(|(a, b)| f64::from(a * b)).sum::<f64>() / 0.07;
-            let (a, b) = (s(&tn), s(&ta));
-            b.exp() / (a.exp() + b.exp())
-        })
-        .collect();
+    let pb = Problem::new(n, d, 1, 5, Some(vec![1.0; n]));
+    let (tn, ta) = (&pb.tn, &pb.ta);
+    let want: Vec<f64> =
+        pb.p.chunks_exact(d)
+            .map(|pi| {
+                let s = |t: &[f32]| pi.iter().zip(t).map(|(a, b)| f64::from(a * b)).sum::<f64>() / 0.07;
+                let (a, b) = (s(tn), s(ta));
+                b.exp() / (a.exp() + b.exp())
+            })
+            .collect();
     for mix in [ScoreMix::Embeddings, ScoreMix::Probabilities] {
-        let got = run(be, &p, &vec![1.0; n], &tn, &ta, n, d, 1, mix);
-        assert_close(&format!("M = 1 {mix:?}"), &got, &want, Tol::TRANSPORT);
+        assert_close(&format!("M = 1 {mix:?}"), &pb.run(be, mix), &want, Tol::TRANSPORT);
     }
 }
 on_both_backends!(single_subspace_is_two_way_softmax, super::single_subspace_is_two_way_softmax);
 
 fn token_probabilities_reject_bad_arguments<B: Backend>(be: &B) {
     let t = |s: &[usize]| be.upload(&vec![0.5; s.iter().product()], s).unwrap();
-    let cases: [(&[usize], &[usize], &[usize], &[usize], f32, &str); 5] = [
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], &'a [usize], f32, &'a str);
+    let cases: [Case<'_>; 5] = [
         (&[4, 8], &[3, 2], &[2, 8], &[2, 8], 0.07, "weights"),
         (&[4, 8], &[4, 2], &[2, 7], &[2, 8], 0.07, "text_normal"),
         (&[4, 8], &[4, 2], &[2, 8], &[3, 8], 0.07, "text_abnormal"),
@@ -145,16 +156,9 @@ on_both_backends!(token_probabilities_reject_bad_arguments, super::token_probabi
 
 fn compare(n: usize, d: usize, m: usize, seed: u64) {
     let Some(g) = gpu("token_probabilities_gpu_matches_cpu") else { return };
-    let (p, tn, ta) = (unit_rows(n, d, seed), unit_rows(m, d, seed + 1), unit_rows(m, d, seed + 2));
-    let w = weights(n, m, seed + 3);
+    let pb = Problem::new(n, d, m, seed, None);
     for mix in [ScoreMix::Embeddings, ScoreMix::Probabilities] {
-        let what = format!("[{n}, {d}] M {m} {mix:?}");
-        assert_close32(
-            &what,
-            &run(g, &p, &w, &tn, &ta, n, d, m, mix),
-            &run(&cpu(), &p, &w, &tn, &ta, n, d, m, mix),
-            Tol::TRANSPORT,
-        );
+        assert_close32(&format!("[{n}, {d}] M {m} {mix:?}"), &pb.run(g, mix), &pb.run(&cpu(), mix), Tol::TRANSPORT);
     }
 }
 

@@ -13,6 +13,8 @@ mod device;
 pub mod eval;
 pub mod io;
 pub mod tokenclip;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 pub use backend::{Backend, BackendError};
 pub use clip::ModelError;
@@ -33,4 +35,7 @@ pub enum Error {
     /// An image or other input could not be read, or an output not written.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A dataset, ground-truth mask or cached evaluation result could not be used.
+    #[error(transparent)]
+    Dataset(#[from] eval::dataset::DatasetError),
 }

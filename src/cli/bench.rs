@@ -18,6 +18,8 @@ use super::Global;
 pub enum BenchTarget {
     /// Single ops at CLIP shapes.
     Ops,
+    /// One training step (batch 8, M = 4) and feature extraction with `--model`.
+    Train,
 }
 
 /// Shape sets.
@@ -228,7 +230,13 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
             }
             return super::with_backend!(&device, be => super::bench_model::bench_encoder(be, &file, size, args.reps));
         }
-        (None, None) => anyhow::bail!("say what to measure: `bench ops`, or `bench --model M`"),
+        (None, None) => anyhow::bail!("say what to measure: `bench ops`, `bench --model M` or `bench train --model M`"),
+        (Some(BenchTarget::Train), Some(model)) => {
+            let file = tokenclip::clip::model_file::ModelFile::open(model)?;
+            let device = super::open_device(g)?;
+            return super::with_backend!(&device, be => super::bench_train::bench_train(be, &file, args.reps));
+        }
+        (Some(BenchTarget::Train), None) => anyhow::bail!("`bench train` needs --model"),
         (Some(BenchTarget::Ops), Some(_)) => anyhow::bail!("`bench ops` takes no --model"),
         (Some(BenchTarget::Ops), None) => {}
     }

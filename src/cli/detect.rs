@@ -59,12 +59,24 @@ pub struct DetectArgs {
     inputs: Vec<String>,
 }
 
-/// Some inputs failed while the others were processed: exit status 2.
+/// Some inputs failed while the others were processed: exit status 2. Other commands (`eval`)
+/// return it too, with their own message.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} inputs failed (see the messages above); the others were written")]
+#[error("{message}")]
 pub struct PartialFailure {
-    failed: usize,
-    total: usize,
+    message: String,
+}
+
+impl PartialFailure {
+    /// `failed` of `total` inputs failed.
+    fn inputs(failed: usize, total: usize) -> Self {
+        Self::new(format!("{failed} of {total} inputs failed (see the messages above); the others were written"))
+    }
+
+    /// A partial failure saying `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        PartialFailure { message: message.into() }
+    }
 }
 
 /// Runs detection over every input.
@@ -90,7 +102,7 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     if failed > 0 {
-        return Err(PartialFailure { failed, total: rows.len() + inputs.problems.len() }.into());
+        return Err(PartialFailure::inputs(failed, rows.len() + inputs.problems.len()).into());
     }
     Ok(())
 }

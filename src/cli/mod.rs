@@ -8,13 +8,16 @@ use tokenclip::BackendChoice;
 mod bench;
 mod bench_detect;
 mod bench_model;
+mod bench_train;
 mod detect;
 mod embed;
+mod eval;
 mod import;
 mod info;
 mod inputs;
 mod progress;
 mod scores;
+mod train;
 
 /// Zero-shot anomaly detection with TokenCLIP on WebGPU or the CPU.
 #[derive(Debug, Parser)]
@@ -40,6 +43,10 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Anomaly maps and scores for images, folders and globs.
     Detect(detect::DetectArgs),
+    /// Evaluate on a test set (MVTec AD, VisA or a folder layout): the papers' metrics and a report.
+    Eval(eval::EvalArgs),
+    /// Learn TokenCLIP prompts on a dataset with masks (features cached; text side on the CPU).
+    Train(train::TrainArgs),
     /// Measure op throughput (`bench ops`) or image encoding with a model (`bench --model M`).
     Bench(bench::BenchArgs),
 }
@@ -65,6 +72,8 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Embed(args) => embed::run(&global, &args),
         Command::Detect(args) => detect::run(&global, &args),
+        Command::Eval(args) => eval::run(&global, &args),
+        Command::Train(args) => train::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),
     };
     match result {

@@ -35,6 +35,11 @@ impl Progress {
         Progress { bar, visible }
     }
 
+    /// Sets how many items are done (a resumed run starts part-way).
+    pub fn set_position(&self, done: u64) {
+        self.bar.set_position(done);
+    }
+
     /// Counts one item done.
     pub fn inc(&self) {
         self.bar.inc(1);

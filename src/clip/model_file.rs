@@ -194,6 +194,21 @@ pub fn check_tensors(
     Ok(())
 }
 
+/// The configuration in a parsed safetensors header, with every tensor checked against it: what
+/// opening a model file checks, natively ([`ModelFile::open`]) and in the browser (`web.rs`),
+/// before any tensor data is read.
+///
+/// # Errors
+/// [`ModelError::Corrupt`] for a file that is not a tokenclip model file or has a bad config;
+/// [`ModelError::MissingTensor`], [`ModelError::ShapeMismatch`], [`ModelError::DTypeMismatch`] or
+/// [`ModelError::UnexpectedTensors`] for tensors that do not match the config.
+pub fn validate_header(header: &super::safetensors::Header, path: &str) -> Result<ModelConfig, ModelError> {
+    let config = config_from_metadata(&header.metadata, path)?;
+    let found = header.tensors.iter().map(|(n, e)| (n.clone(), (e.dtype, e.shape.clone()))).collect();
+    check_tensors(&tensor_specs(&config), &found, path)?;
+    Ok(config)
+}
+
 /// An opened, validated model file (native: positioned reads from disk).
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug)]
@@ -208,9 +223,7 @@ impl ModelFile {
     /// Opens `path`, parses the config and checks every tensor against it; reads no tensor data.
     pub fn open(path: &std::path::Path) -> Result<Self, ModelError> {
         let file = super::safetensors::SafetensorsFile::open(path)?;
-        let config = config_from_metadata(&file.header.metadata, file.path())?;
-        let found = file.header.tensors.iter().map(|(n, e)| (n.clone(), (e.dtype, e.shape.clone()))).collect();
-        check_tensors(&tensor_specs(&config), &found, file.path())?;
+        let config = validate_header(&file.header, file.path())?;
         Ok(ModelFile { file, config })
     }
 
@@ -222,6 +235,39 @@ impl ModelFile {
     /// Tensor `name` as f32.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>, ModelError> {
         self.file.read_f32(name)
+    }
+
+    /// Writes a model file at `out` (atomically) with `config`: every tensor `config` implies is
+    /// taken from `extra` (f32) when given there, else copied as stored from this file. Used to
+    /// add or replace prompts and text embeddings without touching CLIP's weights.
+    pub fn write_with(
+        &self,
+        out: &std::path::Path,
+        config: &ModelConfig,
+        extra: &BTreeMap<String, Vec<f32>>,
+    ) -> Result<(), ModelError> {
+        config.validate()?;
+        let specs = tensor_specs(config);
+        let planned: Vec<super::safetensors::PlannedTensor> = specs
+            .iter()
+            .map(|s| super::safetensors::PlannedTensor { name: s.name.clone(), dtype: s.dtype, shape: s.shape.clone() })
+            .collect();
+        super::safetensors::write_atomic(out, &metadata(config)?, &planned, |i| {
+            let s = &specs[i];
+            if let Some(data) = extra.get(&s.name) {
+                return Ok(super::safetensors::f32_bytes(data));
+            }
+            let (entry, bytes) = self.file.read_raw(&s.name)?;
+            if entry.dtype != s.dtype || entry.shape != s.shape {
+                return Err(ModelError::ShapeMismatch {
+                    path: self.path().into(),
+                    name: s.name.clone(),
+                    expected: s.shape.clone(),
+                    got: entry.shape,
+                });
+            }
+            Ok(bytes)
+        })
     }
 }
 

@@ -44,11 +44,19 @@
 //! default 2-D connectivity (8-neighbours).
 
 mod aupro;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cache;
 mod components;
 mod curves;
+pub mod dataset;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod evaluate;
 mod image;
+pub mod mask;
 mod metric;
 mod pixel;
+pub mod plots;
+pub mod report;
 mod table;
 
 pub use components::{label_components, Components};

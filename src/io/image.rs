@@ -246,6 +246,28 @@ fn jpeg_markers(bytes: &[u8]) -> Option<((u16, u16), usize)> {
 /// orientation is applied; see the module documentation for how grey, alpha and 16-bit images
 /// are mapped to 8-bit RGB.
 pub fn decode_image(bytes: &[u8], name: &str, limits: &ImageLimits) -> Result<RgbImage, InputError> {
+    let Decoded { mut image, orientation, has_alpha_channel } = decode_dynamic(bytes, name, limits)?;
+    image.apply_orientation(orientation);
+    let image = to_rgb(image, has_alpha_channel);
+    if !image.is_consistent() {
+        return Err(decode_err(name, "decoder returned fewer pixels than the header declares"));
+    }
+    Ok(image)
+}
+
+/// A decoded file as the decoder gives it, before orientation and conversion.
+pub(crate) struct Decoded {
+    /// The pixels in the file's own colour type and depth (palettes expanded).
+    pub image: DynamicImage,
+    /// The EXIF orientation (not applied).
+    pub orientation: image::metadata::Orientation,
+    /// The file's own samples include an alpha channel (PNG colour types 4 and 6).
+    pub has_alpha_channel: bool,
+}
+
+/// Decodes a PNG or JPEG held in memory with the size checks of [`decode_image`], but neither
+/// orientation nor conversion to RGB (ground-truth masks are read this way, as PIL reads them).
+pub(crate) fn decode_dynamic(bytes: &[u8], name: &str, limits: &ImageLimits) -> Result<Decoded, InputError> {
     let header = read_header(bytes, name)?;
     limits.check(header.width, header.height, name)?;
 
@@ -279,17 +301,19 @@ pub fn decode_image(bytes: &[u8], name: &str, limits: &ImageLimits) -> Result<Rg
     }
     // A damaged EXIF block is no reason to reject the pixels.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut dynamic = DynamicImage::from_decoder(decoder).map_err(map_err)?;
-    dynamic.apply_orientation(orientation);
-    let image = to_rgb(dynamic, header.has_alpha_channel);
-    if !image.is_consistent() {
-        return Err(decode_err(name, "decoder returned fewer pixels than the header declares"));
-    }
-    Ok(image)
+    let image = DynamicImage::from_decoder(decoder).map_err(map_err)?;
+    Ok(Decoded { image, orientation, has_alpha_channel: header.has_alpha_channel })
 }
 
 /// Reads and decodes a PNG or JPEG file; errors name `path`.
 pub fn read_image(path: &Path, limits: &ImageLimits) -> Result<RgbImage, InputError> {
+    let bytes = read_image_bytes(path, limits)?;
+    decode_image(&bytes, &path.display().to_string(), limits)
+}
+
+/// The bytes of an image file, refusing (before reading) a file larger than any image within
+/// `limits` could be; errors name `path`.
+pub(crate) fn read_image_bytes(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, InputError> {
     let name = path.display().to_string();
     let io_err = |source| InputError::Io { path: name.clone(), source };
     // A file far larger than any image within the limits is not read into memory.
@@ -301,8 +325,7 @@ pub fn read_image(path: &Path, limits: &ImageLimits) -> Result<RgbImage, InputEr
             what: format!("file is {len} bytes, more than any image within the limits ({max_file} bytes)"),
         });
     }
-    let bytes = std::fs::read(path).map_err(io_err)?;
-    decode_image(&bytes, &name, limits)
+    std::fs::read(path).map_err(io_err)
 }
 
 /// 8-bit RGB (+ alpha) from whatever the decoder produced. 16-bit samples keep their high byte.

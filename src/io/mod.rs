@@ -1,5 +1,7 @@
 //! Reading user inputs and writing outputs: image decoding and CLIP preprocessing.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cache;
 mod error;
 pub mod image;
 pub mod npy;

@@ -251,6 +251,8 @@ pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>, InputError> {
     Ok(out)
 }
 
+/// A small RGB drawing surface with a bitmap font (also used by the evaluation plots).
+pub(crate) mod canvas;
 /// The labelled colour bar appended on the right of an overlay.
 mod colour_bar;
 

@@ -57,6 +57,31 @@ fn bicubic_filter(x: f64) -> f64 {
     }
 }
 
+/// A Pillow resampling filter: its kernel and support (before widening when shrinking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filter {
+    /// `Image.BICUBIC`: support 2.
+    Bicubic,
+    /// `Image.BILINEAR` (the triangle kernel): support 1.
+    Bilinear,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bicubic => 2.0,
+            Filter::Bilinear => 1.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            Filter::Bicubic => bicubic_filter(x),
+            Filter::Bilinear => (1.0 - x.abs()).max(0.0),
+        }
+    }
+}
+
 /// Resampling weights for one axis, as Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`.
 struct Coeffs {
     /// For each output index: first input index and number of taps.
@@ -67,13 +92,12 @@ struct Coeffs {
 }
 
 impl Coeffs {
-    /// Weights for the outputs `range` of a resize from `in_size` to `out_size` (both ≥ 1);
-    /// `None` if the table size overflows.
-    fn new(in_size: usize, out_size: usize, range: std::ops::Range<usize>) -> Option<Coeffs> {
-        const SUPPORT: f64 = 2.0;
+    /// Weights of `filter` for the outputs `range` of a resize from `in_size` to `out_size`
+    /// (both ≥ 1); `None` if the table size overflows.
+    fn new(in_size: usize, out_size: usize, range: std::ops::Range<usize>, filter: Filter) -> Option<Coeffs> {
         let scale = in_size as f64 / out_size as f64;
         let filterscale = scale.max(1.0);
-        let support = SUPPORT * filterscale;
+        let support = filter.support() * filterscale;
         let ksize = support.ceil() as usize * 2 + 1;
         let ss = 1.0 / filterscale;
         let mut bounds = Vec::with_capacity(range.len());
@@ -87,7 +111,7 @@ impl Coeffs {
             let n = (xmax - xmin).min(ksize);
             let mut ww = 0.0;
             for (x, w) in k[..n].iter_mut().enumerate() {
-                *w = bicubic_filter(((x + xmin) as f64 - center + 0.5) * ss);
+                *w = filter.weight(((x + xmin) as f64 - center + 0.5) * ss);
                 ww += *w;
             }
             for (w, out) in k[..n].iter().zip(kk.iter_mut()) {
@@ -180,14 +204,16 @@ struct Window {
     y: std::ops::Range<usize>,
 }
 
-/// Pillow's `ImagingResampleInner` for an interleaved `C`-channel `in_w`×`in_h` image resized to
-/// `out_w`×`out_h` (all ≥ 1), computing only the pixels in `win` (inside the output, not empty):
-/// returns `win.x.len()`×`win.y.len()` pixels, or `None` if a buffer size would overflow.
+/// Pillow's `ImagingResampleInner` with `filter` for an interleaved `C`-channel `in_w`×`in_h`
+/// image resized to `out_w`×`out_h` (all ≥ 1), computing only the pixels in `win` (inside the
+/// output, not empty): returns `win.x.len()`×`win.y.len()` pixels, or `None` if a buffer size
+/// would overflow.
 fn resample<const C: usize>(
     src: &[u8],
     (in_w, in_h): (usize, usize),
     (out_w, out_h): (usize, usize),
     win: &Window,
+    filter: Filter,
 ) -> Option<Vec<u8>> {
     let need_horizontal = out_w != in_w;
     let need_vertical = out_h != in_h;
@@ -196,15 +222,15 @@ fn resample<const C: usize>(
     // pixels as the width does, the vertical pass runs first, over every column.
     let (iw, ih, ow, oh) = (in_w as i64, in_h as i64, out_w as i64, out_h as i64);
     if need_horizontal && need_vertical && oh < ih && ih - oh > 2 * (iw - ow) {
-        let vert = Coeffs::new(in_h, out_h, win.y.clone())?;
-        let horiz = Coeffs::new(in_w, out_w, win.x.clone())?;
+        let vert = Coeffs::new(in_h, out_h, win.y.clone(), filter)?;
+        let horiz = Coeffs::new(in_w, out_w, win.x.clone(), filter)?;
         win.y.len().checked_mul(in_w)?.checked_mul(C)?;
         let tmp = resample_vertical(src, in_w * C, &vert);
         return Some(resample_horizontal::<C>(&tmp, in_w, 0..win.y.len(), &horiz));
     }
     // Horizontal first (or a single pass), the horizontal pass only over the rows used later.
     let (rows, vert) = if need_vertical {
-        let mut vert = Coeffs::new(in_h, out_h, win.y.clone())?;
+        let mut vert = Coeffs::new(in_h, out_h, win.y.clone(), filter)?;
         let first = vert.bounds.first().map_or(0, |b| b.0);
         let last = vert.bounds.last().map_or(first, |b| b.0 + b.1);
         for b in &mut vert.bounds {
@@ -217,7 +243,7 @@ fn resample<const C: usize>(
     rows.len().checked_mul(win_w)?.checked_mul(C)?;
     let in_stride = in_w * C;
     let tmp: std::borrow::Cow<'_, [u8]> = if need_horizontal {
-        let horiz = Coeffs::new(in_w, out_w, win.x.clone())?;
+        let horiz = Coeffs::new(in_w, out_w, win.x.clone(), filter)?;
         resample_horizontal::<C>(src, in_w, rows, &horiz).into()
     } else if win.x == (0..in_w) {
         src[rows.start * in_stride..rows.end * in_stride].into()
@@ -264,6 +290,31 @@ pub fn resize_bicubic(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     resize_window(img, (w, h), Window { x: 0..w, y: 0..h })
 }
 
+/// Resizes an 8-bit grey (`L`) image exactly like PIL's `Image.resize((out_w, out_h),
+/// Image.BILINEAR)`: the triangle kernel widened by the scale when shrinking, 22-bit fixed-point
+/// weights, each pass rounded and clipped to 8 bits (the same resampler as
+/// [`resize_bicubic`], with the bilinear filter). Used for ground-truth masks, which
+/// AnomalyCLIP resizes with torchvision's `Resize` on the PIL `L` image.
+///
+/// # Shapes
+/// `src`: `[in_h, in_w]` row-major; the result `[out_h, out_w]`.
+///
+/// Returns `None` if a size is zero, `src.len() != in_w * in_h`, or a buffer would not fit.
+pub fn resize_grey_bilinear(
+    src: &[u8],
+    (in_w, in_h): (usize, usize),
+    (out_w, out_h): (usize, usize),
+) -> Option<Vec<u8>> {
+    if in_w == 0 || in_h == 0 || out_w == 0 || out_h == 0 || in_w.checked_mul(in_h) != Some(src.len()) {
+        return None;
+    }
+    out_w.checked_mul(out_h)?;
+    if (in_w, in_h) == (out_w, out_h) {
+        return Some(src.to_vec());
+    }
+    resample::<1>(src, (in_w, in_h), (out_w, out_h), &Window { x: 0..out_w, y: 0..out_h }, Filter::Bilinear)
+}
+
 /// The `win` part of `img` resized to `out` (both sides ≥ 1; `img` consistent and not empty) as
 /// its own image; 0×0 if a buffer would not fit.
 fn resize_window(img: &RgbImage, out: (usize, usize), win: Window) -> RgbImage {
@@ -279,7 +330,7 @@ fn resize_window(img: &RgbImage, out: (usize, usize), win: Window) -> RgbImage {
     let input = (img.width as usize, img.height as usize);
     let in_w = input.0;
     match &img.alpha {
-        None => match resample::<3>(&img.data, input, out, &win) {
+        None => match resample::<3>(&img.data, input, out, &win, Filter::Bicubic) {
             Some(data) => RgbImage { width, height, data, alpha: None },
             None => nothing,
         },
@@ -293,7 +344,7 @@ fn resize_window(img: &RgbImage, out: (usize, usize), win: Window) -> RgbImage {
                     q.copy_from_slice(&[muldiv255(p[0], a), muldiv255(p[1], a), muldiv255(p[2], a), a]);
                 }
             });
-            let Some(mut out) = resample::<4>(&premultiplied, input, out, &win) else {
+            let Some(mut out) = resample::<4>(&premultiplied, input, out, &win, Filter::Bicubic) else {
                 return nothing;
             };
             // Un-premultiply in place: `255 * c / a` (integer division), clipped; kept as is for

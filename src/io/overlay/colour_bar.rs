@@ -1,32 +1,11 @@
-//! The labelled colour bar appended on the right of an overlay, with its 5×7 bitmap font.
+//! The labelled colour bar appended on the right of an overlay, labelled in the 5×7 bitmap font
+//! of [`super::canvas`].
 
+use super::canvas::{text_width, Canvas, GLYPH_H};
 use super::{colormap_jet, RgbImage};
 
 const WHITE: u8 = 255;
 const TEXT: [u8; 3] = [0, 0, 0];
-const GLYPH_W: usize = 5;
-const GLYPH_H: usize = 7;
-
-/// 5×7 glyphs, one byte per row, bit 4 the leftmost column.
-fn glyph(c: char) -> [u8; GLYPH_H] {
-    match c {
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
-        '-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
-        '+' => [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00],
-        'e' => [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E],
-        _ => [0; GLYPH_H],
-    }
-}
 
 /// A short label: 4 significant digits, trailing zeros dropped; exponent form for
 /// magnitudes below 0.001 or from 10,000 on.
@@ -72,10 +51,6 @@ impl Layout {
     }
 }
 
-fn text_width(text: &str, scale: usize) -> usize {
-    (text.chars().count() * (GLYPH_W + 1)).saturating_sub(1) * scale
-}
-
 /// `img` with the colour bar strip for `range` appended on its right.
 pub(super) fn append(img: &RgbImage, range: (f32, f32)) -> RgbImage {
     let (w, h) = (img.width as usize, img.height as usize);
@@ -104,39 +79,12 @@ fn draw_labels(canvas: &mut Canvas, layout: &Layout, x: usize) {
     let (h, text_h) = (canvas.height, GLYPH_H * layout.scale);
     let [top, mid, bottom] = &layout.labels;
     if h >= text_h {
-        canvas.text(x, 0, layout.scale, top);
+        canvas.text(x, 0, layout.scale, top, TEXT);
     }
     if h >= 2 * text_h + layout.scale {
-        canvas.text(x, h - text_h, layout.scale, bottom);
+        canvas.text(x, h - text_h, layout.scale, bottom, TEXT);
     }
     if h >= 3 * text_h + 2 * layout.scale {
-        canvas.text(x, (h - text_h) / 2, layout.scale, mid);
-    }
-}
-
-struct Canvas<'a> {
-    data: &'a mut [u8],
-    width: usize,
-    height: usize,
-}
-
-impl Canvas<'_> {
-    fn text(&mut self, x0: usize, y0: usize, scale: usize, text: &str) {
-        for (i, c) in text.chars().enumerate() {
-            let left = x0 + i * (GLYPH_W + 1) * scale;
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in (0..GLYPH_W).filter(|col| bits & (0x10 >> col) != 0) {
-                    self.block(left + col * scale, y0 + row * scale, scale);
-                }
-            }
-        }
-    }
-
-    fn block(&mut self, x0: usize, y0: usize, size: usize) {
-        for y in y0..(y0 + size).min(self.height) {
-            for x in x0..(x0 + size).min(self.width) {
-                self.data[(y * self.width + x) * 3..][..3].copy_from_slice(&TEXT);
-            }
-        }
+        canvas.text(x, (h - text_h) / 2, layout.scale, mid, TEXT);
     }
 }

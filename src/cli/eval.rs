@@ -1,0 +1,142 @@
+//! `tokenclip eval`: detection over a test set and the papers' metrics (DESIGN.md "CLI
+//! contract", METHOD.md D).
+//!
+//! Reads the dataset (MVTec AD, VisA or the folder layout; see `tokenclip::eval::dataset`) and
+//! says what it found, runs detection on every test image with a progress bar (each result cached
+//! on disk, so an interrupted run resumes and a rerun detects nothing again), then prints the
+//! table and writes `report.md`, `report.json`, `report.csv` and, with `--plots`, ROC and PR
+//! curves under `plots/` into `--out`. Exit status: 0 when everything was evaluated, 2 when
+//! something was skipped (the report says what), 1 on a fatal error.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use tokenclip::backend::Backend;
+use tokenclip::clip::model_file::ModelFile;
+use tokenclip::eval::cache::ResultCache;
+use tokenclip::eval::dataset::{Dataset, Layout};
+use tokenclip::eval::evaluate::EvalOptions;
+use tokenclip::eval::plots::write_plots;
+use tokenclip::eval::report::{Report, RunInfo};
+use tokenclip::eval::AuproMode;
+use tokenclip::io::output::ensure_dir;
+
+use super::detect::PartialFailure;
+use super::{open_device, with_backend, Global};
+
+mod run;
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Find out from the folder's contents.
+    Auto,
+    /// MVTec AD: `<class>/test/<defect>/`, masks in `<class>/ground_truth/<defect>/`.
+    Mvtec,
+    /// VisA: the test split of `split_csv/1cls.csv`.
+    Visa,
+    /// `<class>/good/` plus one folder per defect type, masks as `NAME_mask.png` beside images.
+    Folder,
+}
+
+/// `--aupro`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuproArg {
+    /// AnomalyCLIP's 200 sampled thresholds (what the published tables use).
+    Sampled,
+    /// Every threshold, integrated exactly to FPR 0.3.
+    Exact,
+}
+
+/// `tokenclip eval` arguments.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model file (made by `import --prompts …` or `train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The dataset folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// The dataset's layout.
+    #[arg(long, value_enum, default_value = "auto")]
+    layout: LayoutArg,
+    /// Evaluate only these classes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
+    /// Report folder: report.md, report.json, report.csv, plots/ and (by default) cache/.
+    #[arg(long, default_value = "tokenclip-eval")]
+    out: PathBuf,
+    /// Also draw ROC and precision-recall curves (PNG) per class and pooled over all classes.
+    #[arg(long)]
+    plots: bool,
+    /// Which AUPRO the table shows (report.json has both).
+    #[arg(long, value_enum, default_value = "sampled")]
+    aupro: AuproArg,
+    /// Where per-image results are cached (default: OUT/cache).
+    #[arg(long, conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Neither read nor write cached results.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// Runs the evaluation.
+pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
+    let layout = match args.layout {
+        LayoutArg::Auto => None,
+        LayoutArg::Mvtec => Some(Layout::Mvtec),
+        LayoutArg::Visa => Some(Layout::Visa),
+        LayoutArg::Folder => Some(Layout::Folder),
+    };
+    let mut dataset = Dataset::open(&args.data, layout)?;
+    if !args.classes.is_empty() {
+        dataset.retain_classes(&args.classes)?;
+    }
+    eprint!("{}", dataset.summary());
+    let file = ModelFile::open(&args.model)?;
+    ensure_dir(&args.out)?;
+    let cache = if args.no_cache {
+        None
+    } else {
+        let root = args.cache.clone().unwrap_or_else(|| args.out.join("cache"));
+        Some(ResultCache::open(&root, &args.model)?)
+    };
+    let mode = match args.aupro {
+        AuproArg::Sampled => AuproMode::Sampled,
+        AuproArg::Exact => AuproMode::Exact,
+    };
+    let opts = EvalOptions::default().with_aupro(mode).with_pooled(args.plots);
+    let device = open_device(g)?;
+    let (evaluation, stats, backend) = with_backend!(&device, be => {
+        run::evaluate_all(be, &file, &dataset, cache.as_ref(), opts).map(|(e, s)| (e, s, be.describe()))
+    })?;
+    let info = RunInfo {
+        model: args.model.display().to_string(),
+        input_size: file.config.input_size,
+        data: args.data.display().to_string(),
+        layout: dataset.layout,
+        backend,
+    };
+    let report = Report::new(info, mode, evaluation, dataset.all_problems());
+    report.write(&args.out)?;
+    if args.plots {
+        let plots = write_plots(&args.out.join("plots"), &report)?;
+        eprintln!("{} plots in {}", plots.len(), args.out.join("plots").display());
+    }
+    print!("{}", report.text_table());
+    eprintln!("{stats}");
+    eprintln!("report in {} (report.md, report.json, report.csv)", args.out.display());
+    if let Some(c) = &cache {
+        eprintln!("cache in {}", c.dir().display());
+    }
+    if !report.is_complete() {
+        return Err(PartialFailure::new(format!(
+            "not everything was evaluated: {} skips and {} dataset problems (see the messages above; report.md \
+             lists them); the report was written",
+            report.skipped.len(),
+            report.dataset_problems.len()
+        ))
+        .into());
+    }
+    Ok(())
+}

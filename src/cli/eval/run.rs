@@ -1,0 +1,162 @@
+//! `eval`'s loop: per image, the cached result or a fresh detection (stored at once), handed to
+//! the evaluator class by class, with a progress bar.
+
+use std::fmt;
+
+use tokenclip::backend::Backend;
+use tokenclip::clip::model_file::ModelFile;
+use tokenclip::eval::cache::{CachedResult, Lookup, ResultCache};
+use tokenclip::eval::dataset::{Dataset, Sample};
+use tokenclip::eval::evaluate::{EvalOptions, Evaluator};
+use tokenclip::eval::report::Evaluation;
+use tokenclip::io::image::{read_image, ImageLimits};
+use tokenclip::io::preprocess::detection_pixels;
+use tokenclip::Detector;
+
+use crate::cli::progress::Progress;
+
+/// Where the results came from.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Read from the cache.
+    pub cached: usize,
+    /// Detected (not in the cache, or no cache).
+    pub computed: usize,
+    /// Detected again because the cached entry was damaged.
+    pub recomputed: usize,
+    /// Images that could not be evaluated.
+    pub failed: usize,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "images: {} evaluated (cached: {}, computed: {}, recomputed: {}), failed: {}",
+            self.cached + self.computed,
+            self.cached,
+            self.computed,
+            self.recomputed,
+            self.failed
+        )
+    }
+}
+
+/// State shared across images: the detector (loaded at the first image the cache lacks), the
+/// cache, the counts.
+struct Runner<'a, B: Backend> {
+    be: &'a B,
+    file: &'a ModelFile,
+    detector: Option<Detector<B>>,
+    cache: Option<&'a ResultCache>,
+    stats: Stats,
+    cache_write_failed: bool,
+}
+
+/// Evaluates every image of `ds` on `be`, class by class.
+///
+/// # Errors
+/// Only fatal ones (the model cannot be loaded on the backend); a failing image is skipped and
+/// reported.
+pub fn evaluate_all<B: Backend>(
+    be: &B,
+    file: &ModelFile,
+    ds: &Dataset,
+    cache: Option<&ResultCache>,
+    opts: EvalOptions,
+) -> anyhow::Result<(Evaluation, Stats)> {
+    let mut runner = Runner { be, file, detector: None, cache, stats: Stats::default(), cache_write_failed: false };
+    let progress = Progress::new(ds.len() as u64, "images");
+    let mut ev = Evaluator::new(&ds.root, opts);
+    for class in &ds.classes {
+        let mut run = ev.class(class);
+        for sample in &class.samples {
+            let shown = sample.image.strip_prefix(&ds.root).unwrap_or(&sample.image);
+            progress.set_message(shown.display().to_string());
+            let result = runner.result(sample, &progress)?;
+            if result.is_err() {
+                runner.stats.failed += 1;
+            }
+            for note in run.add(sample, result.as_ref().map_err(Clone::clone)) {
+                progress.println(note);
+            }
+            progress.inc();
+        }
+        for note in run.finish() {
+            progress.println(note);
+        }
+    }
+    progress.finish();
+    Ok((ev.finish(), runner.stats))
+}
+
+impl<B: Backend> Runner<'_, B> {
+    /// The image's result (`Err` with the reason if it cannot be had); the outer error is fatal.
+    fn result(&mut self, sample: &Sample, progress: &Progress) -> anyhow::Result<Result<CachedResult, String>> {
+        let key = match self.cache.map(|_| ResultCache::image_key(&sample.image)).transpose() {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if let (Some(cache), Some(key)) = (self.cache, &key) {
+            match cache.load(key) {
+                Lookup::Hit(r) if r.size == self.file.config.input_size => {
+                    self.stats.cached += 1;
+                    return Ok(Ok(r));
+                }
+                Lookup::Hit(r) => {
+                    progress.println(format!(
+                        "cache entry {} holds a {}x{} map, the model's is {}: recomputing",
+                        cache.entry_path(key).display(),
+                        r.size,
+                        r.size,
+                        self.file.config.input_size
+                    ));
+                    self.stats.recomputed += 1;
+                }
+                Lookup::Damaged(e) => {
+                    progress.println(format!("{e}: recomputing"));
+                    self.stats.recomputed += 1;
+                }
+                Lookup::Miss => {}
+            }
+        }
+        if self.detector.is_none() {
+            self.detector = Some(Detector::load(self.file, &self.file.config, self.be)?);
+        }
+        let Some(detector) = &self.detector else { anyhow::bail!("the detector could not be loaded") };
+        let result = match detect(self.be, detector, sample) {
+            Ok(r) => r,
+            Err(e) => {
+                // Errors name the file; the skip names it already.
+                let msg = format!("{e:#}");
+                let prefix = format!("{}: ", sample.image.display());
+                return Ok(Err(msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)));
+            }
+        };
+        self.stats.computed += 1;
+        if let (Some(cache), Some(key)) = (self.cache, &key) {
+            if let Err(e) = cache.store(key, &result) {
+                if !self.cache_write_failed {
+                    progress.println(format!("cannot cache results ({e}); continuing without caching"));
+                    self.cache_write_failed = true;
+                }
+            }
+        }
+        Ok(Ok(result))
+    }
+}
+
+fn detect<B: Backend>(be: &B, detector: &Detector<B>, sample: &Sample) -> anyhow::Result<CachedResult> {
+    let name = sample.image.display().to_string();
+    let img = read_image(&sample.image, &ImageLimits::default())?;
+    let pixels = detection_pixels(&img, detector.input_size() as u32, &name)?;
+    let d = pollster::block_on(detector.detect(be, &pixels))?;
+    Ok(CachedResult {
+        score: d.score,
+        map_max: d.map_max,
+        size: d.size,
+        map: d.map,
+        image_width: img.width,
+        image_height: img.height,
+    })
+}

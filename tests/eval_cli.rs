@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::clip::scratch;
+use common::dataset::textured;
 use common::detect::{import_variant, DetectFixture};
 use serde_json::Value;
 use tokenclip::eval::cache::decode_entry;
@@ -35,31 +36,6 @@ fn tokenclip(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A deterministic texture (stripes + hashed noise, tinted per class) with, when `defect` is set,
-/// a filled ellipse in a contrasting colour; returns the image and the ellipse's mask.
-fn textured(w: u32, h: u32, seed: u32, defect: Option<(f32, f32, f32, f32)>) -> (image::RgbImage, image::GrayImage) {
-    let mut mask = image::GrayImage::new(w, h);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let n = (x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663) ^ seed.wrapping_mul(83_492_791)) % 41;
-        let stripe = (((x + 2 * y + seed) as f32 * 0.7).sin() * 40.0) as i32;
-        let base = (120 + stripe + n as i32) as u8;
-        image::Rgb([base, base.saturating_add((seed * 7 % 30) as u8), base.saturating_sub(20)])
-    });
-    let mut img = img;
-    if let Some((cx, cy, rx, ry)) = defect {
-        for y in 0..h {
-            for x in 0..w {
-                let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
-                if dx * dx + dy * dy <= 1.0 {
-                    img.put_pixel(x, y, image::Rgb([250, 30, 200]));
-                    mask.put_pixel(x, y, image::Luma([255]));
-                }
-            }
-        }
-    }
-    (img, mask)
 }
 
 /// `alpha`: clean (3 good, 3 `scratch` with masks, 80×72 images so masks are resized);

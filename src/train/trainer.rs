@@ -146,7 +146,17 @@ impl Trainer {
             .into());
         }
         let mut params = flatten(&PromptTensors::from_prompts(&self.prompts));
-        self.adam.update(&mut params, &grads);
+        let mut adam = self.adam.clone();
+        adam.update(&mut params, &grads);
+        if params.iter().any(|p| !p.is_finite()) {
+            return Err(ModelError::Config(format!(
+                "training diverged at step {}: the update made the prompts non-finite (learning rate {}); the last checkpoint is kept",
+                self.progress.steps + 1,
+                self.config.adam.lr
+            ))
+            .into());
+        }
+        self.adam = adam;
         let ctx = self.prompts.ctx_normal.len();
         self.prompts.ctx_normal.copy_from_slice(&params[..ctx]);
         self.prompts.ctx_abnormal.copy_from_slice(&params[ctx..2 * ctx]);

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod clip;
+pub mod dataset;
 pub mod detect;
 
 use std::sync::OnceLock;

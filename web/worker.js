@@ -1,0 +1,124 @@
+// The page's worker: it runs the tokenclip package (model, GPU, decoding, overlays) so the page
+// never freezes, whatever the image or model size. It is a plain user of the JS API.
+//
+// Protocol: the page posts { id, op, args }; the worker answers { id, progress } while loading and
+// finally { id, ok: true, result } or { id, ok: false, error: { name, kind, message } }.
+
+import init, { Detector, checkWebGpu, decodeImage, encodePng, renderOverlay } from "./pkg/tokenclip.js";
+
+const ready = init();
+/** @type {Detector | null} */
+let detector = null;
+/** Decoded images and their results, by the page's image id. */
+const images = new Map();
+
+function describe(d, ms) {
+  return {
+    name: d.fileName,
+    modelName: d.modelName,
+    inputSize: d.inputSize,
+    bytes: d.fileBytes,
+    origin: d.origin,
+    adapter: d.adapter,
+    cacheKey: d.cacheKey ?? null,
+    cacheError: d.cacheError ?? null,
+    weights: d.config?.weights ?? null,
+    loadMs: ms,
+  };
+}
+
+function overlayOf(entry, opacity, threshold, colorBar) {
+  return renderOverlay(entry.image, entry.result, { opacity, threshold, colorBar });
+}
+
+const ops = {
+  async status() {
+    const webgpu = await checkWebGpu();
+    let cached = [];
+    try {
+      cached = await Detector.cachedModels();
+    } catch {
+      // No cache: nothing to offer.
+    }
+    return { webgpu, cached };
+  },
+
+  async load({ source, cacheKey }, progress) {
+    const t0 = performance.now();
+    const options = { onProgress: progress };
+    const next = cacheKey ? await Detector.loadCached(cacheKey, options) : await Detector.load(source, options);
+    const ms = performance.now() - t0;
+    detector?.free();
+    detector = next;
+    images.clear();
+    // Keep one model in the cache: the one in use.
+    try {
+      for (const m of await Detector.cachedModels()) {
+        if (m.key !== detector.cacheKey) await Detector.removeCached(m.key);
+      }
+    } catch {
+      // A cache that cannot be listed holds nothing to remove.
+    }
+    return describe(detector, ms);
+  },
+
+  async forget() {
+    let removed = 0;
+    for (const m of await Detector.cachedModels()) {
+      if (await Detector.removeCached(m.key)) removed += 1;
+    }
+    return { removed };
+  },
+
+  async detect({ id, file, opacity, threshold }) {
+    if (!detector) throw Object.assign(new Error("load a model first"), { name: "TokenclipError", kind: "argument" });
+    const t0 = performance.now();
+    const image = await decodeImage(file);
+    const t1 = performance.now();
+    const result = await detector.detect(image);
+    const t2 = performance.now();
+    const entry = { image, result };
+    images.set(id, entry);
+    const overlay = overlayOf(entry, opacity, threshold, false);
+    const map = result.map.slice();
+    return [
+      { ...result, map, overlay, decodeMs: t1 - t0, detectMs: t2 - t1 },
+      [overlay.data.buffer, map.buffer],
+    ];
+  },
+
+  async render({ id, opacity, threshold }) {
+    const entry = images.get(id);
+    if (!entry) return null;
+    const overlay = overlayOf(entry, opacity, threshold, false);
+    return [overlay, [overlay.data.buffer]];
+  },
+
+  async png({ id, opacity, threshold }) {
+    const entry = images.get(id);
+    if (!entry) throw new Error("that image is no longer loaded");
+    return new Blob([encodePng(overlayOf(entry, opacity, threshold, true))], { type: "image/png" });
+  },
+
+  async drop({ id }) {
+    images.delete(id);
+    return null;
+  },
+};
+
+function plainError(e) {
+  return { name: e?.name ?? "Error", kind: e?.kind ?? "internal", message: e?.message ?? String(e) };
+}
+
+self.onmessage = async (event) => {
+  const { id, op, args } = event.data;
+  try {
+    await ready;
+    const progress = (p) => self.postMessage({ id, progress: p });
+    const out = await ops[op](args ?? {}, progress);
+    const [result, transfer] = Array.isArray(out) ? out : [out, []];
+    self.postMessage({ id, ok: true, result }, transfer);
+  } catch (e) {
+    self.postMessage({ id, ok: false, error: plainError(e) });
+  }
+};

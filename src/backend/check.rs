@@ -296,15 +296,7 @@ pub fn sinkhorn(cost: &impl TensorInfo, p: &super::SinkhornParams) -> Result<(us
         [b, n, m] => (b, n, m),
         _ => return Err(shape_err(OP, "cost", "[N, M] or [B, N, M]", cost.shape())),
     };
-    if m > MAX_SUBSPACES {
-        return Err(BackendError::LimitExceeded {
-            op: OP,
-            what: "subspaces (M)",
-            needed: m as u64,
-            limit: MAX_SUBSPACES as u64,
-            hint: String::new(),
-        });
-    }
+    subspace_limit(OP, "subspaces (M)", m)?;
     if !(p.eps.is_finite() && p.eps > 0.0) || p.max_iters == 0 || !(p.tol.is_finite() && p.tol >= 0.0) {
         return Err(BackendError::InvalidArgument {
             op: OP,
@@ -318,15 +310,7 @@ pub fn sinkhorn(cost: &impl TensorInfo, p: &super::SinkhornParams) -> Result<(us
 pub fn top_k_renorm(x: &impl TensorInfo, k: usize) -> Result<(usize, usize), BackendError> {
     const OP: &str = "top_k_renorm";
     let (rows, m) = rows_cols(OP, "x", x)?;
-    if m > MAX_SUBSPACES {
-        return Err(BackendError::LimitExceeded {
-            op: OP,
-            what: "columns (M)",
-            needed: m as u64,
-            limit: MAX_SUBSPACES as u64,
-            hint: String::new(),
-        });
-    }
+    subspace_limit(OP, "columns (M)", m)?;
     if k == 0 || k > m {
         return Err(BackendError::InvalidArgument { op: OP, message: format!("k must be in 1..={m}, got {k}") });
     }
@@ -404,15 +388,7 @@ pub fn token_probabilities(
     if wn != n {
         return Err(shape_err(OP, "weights", format!("[{n}, M] (a row per token)"), weights.shape()));
     }
-    if m > MAX_SUBSPACES {
-        return Err(BackendError::LimitExceeded {
-            op: OP,
-            what: "subspaces (M)",
-            needed: m as u64,
-            limit: MAX_SUBSPACES as u64,
-            hint: String::new(),
-        });
-    }
+    subspace_limit(OP, "subspaces (M)", m)?;
     for (operand, shape) in [
         ("text_normal", matrix(OP, "text_normal", text_normal)?),
         ("text_abnormal", matrix(OP, "text_abnormal", text_abnormal)?),
@@ -428,4 +404,18 @@ pub fn token_probabilities(
         });
     }
     Ok((n, d, m))
+}
+
+/// At most [`MAX_SUBSPACES`] columns, the transport and scoring kernels' fixed workgroup arrays.
+fn subspace_limit(op: &'static str, what: &'static str, m: usize) -> Result<(), BackendError> {
+    if m > MAX_SUBSPACES {
+        return Err(BackendError::LimitExceeded {
+            op,
+            what,
+            needed: m as u64,
+            limit: MAX_SUBSPACES as u64,
+            hint: String::new(),
+        });
+    }
+    Ok(())
 }

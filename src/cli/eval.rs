@@ -39,6 +39,18 @@ pub enum LayoutArg {
     Folder,
 }
 
+impl LayoutArg {
+    /// The layout asked for (`None`: find out from the folder).
+    pub fn layout(self) -> Option<Layout> {
+        match self {
+            LayoutArg::Auto => None,
+            LayoutArg::Mvtec => Some(Layout::Mvtec),
+            LayoutArg::Visa => Some(Layout::Visa),
+            LayoutArg::Folder => Some(Layout::Folder),
+        }
+    }
+}
+
 /// `--aupro`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuproArg {
@@ -82,12 +94,7 @@ pub struct EvalArgs {
 
 /// Runs the evaluation.
 pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
-    let layout = match args.layout {
-        LayoutArg::Auto => None,
-        LayoutArg::Mvtec => Some(Layout::Mvtec),
-        LayoutArg::Visa => Some(Layout::Visa),
-        LayoutArg::Folder => Some(Layout::Folder),
-    };
+    let layout = args.layout.layout();
     let mut dataset = Dataset::open(&args.data, layout)?;
     if !args.classes.is_empty() {
         dataset.retain_classes(&args.classes)?;

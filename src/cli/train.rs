@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use tokenclip::backend::Backend;
 use tokenclip::clip::model_file::ModelFile;
-use tokenclip::eval::dataset::{Dataset, Layout, Sample};
+use tokenclip::eval::dataset::{Dataset, Sample};
 use tokenclip::eval::mask::read_mask;
 use tokenclip::io::image::{read_image, ImageLimits};
 use tokenclip::io::preprocess::detection_pixels;
@@ -117,12 +117,7 @@ struct Item {
 pub fn run(g: &Global, args: &TrainArgs) -> anyhow::Result<()> {
     let base = ModelFile::open(&args.model)?;
     Trainer::prompt_config(&base, &TrainConfig::default())?; // fails early without a text tower
-    let layout = match args.layout {
-        LayoutArg::Auto => None,
-        LayoutArg::Mvtec => Some(Layout::Mvtec),
-        LayoutArg::Visa => Some(Layout::Visa),
-        LayoutArg::Folder => Some(Layout::Folder),
-    };
+    let layout = args.layout.layout();
     let mut dataset = Dataset::open(&args.data, layout)?;
     if !args.classes.is_empty() {
         dataset.retain_classes(&args.classes)?;

@@ -11,6 +11,7 @@ use tokenclip::train::config::TrainConfig;
 use tokenclip::train::features::FeatureExtractor;
 use tokenclip::train::loss::TrainImage;
 use tokenclip::train::rng::Rng;
+use tokenclip::train::text::{bench_text_step, TextModel};
 use tokenclip::train::trainer::Trainer;
 
 use super::bench::median;
@@ -70,6 +71,12 @@ pub fn bench_train<B: Backend>(be: &B, file: &ModelFile, reps: usize) -> anyhow:
         c.input_size
     );
     println!("  first step {first:.3} s, median of {} {:.3} s", times.len(), median(times.clone()));
+    if let Some(text) = &c.clip.text {
+        let model = TextModel::<f32>::load(file, text, &pc)?;
+        let t = bench_text_step(&model, trainer.prompts(), reps.max(1))?;
+        let (f, b) = (t.forward.as_secs_f64(), t.backward.as_secs_f64());
+        println!("    of which text encoder forward {f:.3} s, backward {b:.3} s; loss, its gradient and Adam the rest");
+    }
     let ex = FeatureExtractor::load(file, be, None)?;
     let s = c.input_size;
     let pixels: Vec<f32> = (0..3 * s * s).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();

@@ -6,7 +6,6 @@
 pub mod config;
 pub mod dpam;
 mod error;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod import;
 pub mod model;
 pub mod model_file;

@@ -10,11 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::ModelError;
+use crate::io::bytes::RandomAccess;
 
 /// The largest JSON header accepted (the reference implementation's limit).
 pub const MAX_HEADER_BYTES: u64 = 100 * 1024 * 1024;
@@ -188,29 +190,38 @@ pub fn to_f32(dtype: StDType, raw: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
-/// A safetensors file opened for positioned reads (native only: the browser streams instead).
-#[cfg(not(target_arch = "wasm32"))]
-#[derive(Debug)]
+/// A safetensors file opened for positioned reads: from disk natively, from a download held in
+/// browser memory in wasm.
 pub struct SafetensorsFile {
     path: String,
-    file: std::fs::File,
+    file: Box<dyn RandomAccess>,
     /// The validated header.
     pub header: Header,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+impl std::fmt::Debug for SafetensorsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsFile").field("path", &self.path).field("header", &self.header).finish()
+    }
+}
+
 impl SafetensorsFile {
     /// Opens `path` and validates its header; reads nothing else.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| ModelError::io(&name, e))?;
-        let file_len = file.metadata().map_err(|e| ModelError::io(&name, e))?.len();
+        let file = crate::io::bytes::open_file(path).map_err(|e| ModelError::io(&name, e))?;
+        Self::from_source(file, name)
+    }
+
+    /// Validates the header of the safetensors bytes in `file` (named `name` in messages).
+    pub fn from_source(file: Box<dyn RandomAccess>, name: String) -> Result<Self, ModelError> {
+        let file_len = file.len();
         let mut first8 = [0u8; 8];
-        read_exact_at(&file, &mut first8, 0)
-            .map_err(|_| ModelError::corrupt(&name, "shorter than a safetensors header"))?;
+        file.read_at(0, &mut first8).map_err(|_| ModelError::corrupt(&name, "shorter than a safetensors header"))?;
         let prefix = header_len(&first8, file_len, &name)?;
         let mut json = vec![0u8; (prefix - 8) as usize];
-        read_exact_at(&file, &mut json, 8).map_err(|e| ModelError::io(&name, e))?;
+        file.read_at(8, &mut json).map_err(|e| ModelError::io(&name, e))?;
         let header = parse_header(&json, prefix, file_len, &name)?;
         Ok(SafetensorsFile { path: name, file, header })
     }
@@ -229,8 +240,10 @@ impl SafetensorsFile {
             .ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), name: name.into() })?
             .clone();
         let len = usize::try_from(entry.bytes).map_err(|_| ModelError::corrupt(&self.path, "tensor too large"))?;
-        let mut buf = vec![0u8; len];
-        read_exact_at(&self.file, &mut buf, entry.offset).map_err(|e| ModelError::io(&self.path, e))?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).map_err(|e| ModelError::io(&self.path, std::io::Error::other(e)))?;
+        buf.resize(len, 0);
+        self.file.read_at(entry.offset, &mut buf).map_err(|e| ModelError::io(&self.path, e))?;
         Ok((entry, buf))
     }
 
@@ -246,19 +259,6 @@ impl SafetensorsFile {
     }
 }
 
-#[cfg(all(unix, not(target_arch = "wasm32")))]
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(all(not(unix), not(target_arch = "wasm32")))]
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = file;
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
-}
-
 /// One tensor to write: name, element type (F32 or F16) and shape.
 #[derive(Debug, Clone)]
 pub struct PlannedTensor {
@@ -270,48 +270,64 @@ pub struct PlannedTensor {
     pub shape: Vec<usize>,
 }
 
-/// Writes a safetensors file atomically: the header from `tensors` and `metadata`, then each
-/// tensor's bytes as `fill(index)` returns them (in `tensors` order), into a temporary file in the
-/// same folder that is renamed to `path` only once everything is written and flushed. On any
-/// error the temporary file is removed and `path` is untouched.
-pub fn write_atomic(
-    path: &Path,
-    metadata: &BTreeMap<String, String>,
-    tensors: &[PlannedTensor],
-    mut fill: impl FnMut(usize) -> Result<Vec<u8>, ModelError>,
-) -> Result<(), ModelError> {
-    let name = path.display().to_string();
-    let mut header = Map::new();
-    if !metadata.is_empty() {
-        header.insert(
-            "__metadata__".into(),
-            serde_json::to_value(metadata).map_err(|e| ModelError::Config(e.to_string()))?,
-        );
+/// A safetensors file's layout, computed before any tensor is produced: the header bytes and
+/// every tensor's byte count, so the file's size is known up front (the browser allocates it once).
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    /// The 8-byte length prefix and the JSON header (padded so the data starts 8-byte aligned).
+    pub prefix: Vec<u8>,
+    /// Byte count of each tensor, in order.
+    pub sizes: Vec<u64>,
+}
+
+impl FilePlan {
+    /// Plans the file holding `tensors` (in order) and `metadata`.
+    pub fn new(metadata: &BTreeMap<String, String>, tensors: &[PlannedTensor]) -> Result<Self, ModelError> {
+        let mut header = Map::new();
+        if !metadata.is_empty() {
+            header.insert(
+                "__metadata__".into(),
+                serde_json::to_value(metadata).map_err(|e| ModelError::Config(e.to_string()))?,
+            );
+        }
+        let mut offset = 0u64;
+        let mut sizes = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let bytes = t.shape.iter().product::<usize>() as u64 * t.dtype.size();
+            header.insert(
+                t.name.clone(),
+                serde_json::json!({ "dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, offset + bytes] }),
+            );
+            sizes.push(bytes);
+            offset += bytes;
+        }
+        let mut json = serde_json::to_vec(&Value::Object(header)).map_err(|e| ModelError::Config(e.to_string()))?;
+        // Pad so the data starts 8-byte aligned, as the reference writer does.
+        while (json.len() + 8) % 8 != 0 {
+            json.push(b' ');
+        }
+        let mut prefix = (json.len() as u64).to_le_bytes().to_vec();
+        prefix.extend(json);
+        Ok(FilePlan { prefix, sizes })
     }
-    let mut offset = 0u64;
-    let mut sizes = Vec::with_capacity(tensors.len());
-    for t in tensors {
-        let bytes = t.shape.iter().product::<usize>() as u64 * t.dtype.size();
-        header.insert(
-            t.name.clone(),
-            serde_json::json!({ "dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, offset + bytes] }),
-        );
-        sizes.push(bytes);
-        offset += bytes;
+
+    /// The whole file's size in bytes.
+    pub fn total(&self) -> u64 {
+        self.prefix.len() as u64 + self.sizes.iter().sum::<u64>()
     }
-    let mut json = serde_json::to_vec(&Value::Object(header)).map_err(|e| ModelError::Config(e.to_string()))?;
-    // Pad so the data starts 8-byte aligned, as the reference writer does.
-    while (json.len() + 8) % 8 != 0 {
-        json.push(b' ');
-    }
-    let tmp = temp_path(path);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&name, e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let io = |e| ModelError::io(&name, e);
-        w.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
-        w.write_all(&json).map_err(io)?;
-        for (i, &size) in sizes.iter().enumerate() {
+
+    /// Writes the file to `w`: the header, then each tensor's bytes as `fill(index)` returns them
+    /// (checked against the plan). `name` labels errors.
+    pub fn write(
+        &self,
+        w: &mut dyn Write,
+        tensors: &[PlannedTensor],
+        name: &str,
+        mut fill: impl FnMut(usize) -> Result<Vec<u8>, ModelError>,
+    ) -> Result<(), ModelError> {
+        let io = |e| ModelError::io(name, e);
+        w.write_all(&self.prefix).map_err(io)?;
+        for (i, &size) in self.sizes.iter().enumerate() {
             let data = fill(i)?;
             if data.len() as u64 != size {
                 return Err(ModelError::Config(format!(
@@ -322,6 +338,39 @@ pub fn write_atomic(
             }
             w.write_all(&data).map_err(io)?;
         }
+        Ok(())
+    }
+}
+
+/// Writes a safetensors file atomically: the header from `tensors` and `metadata`, then each
+/// tensor's bytes as `fill(index)` returns them (in `tensors` order), into a temporary file in the
+/// same folder that is renamed to `path` only once everything is written and flushed. On any
+/// error the temporary file is removed and `path` is untouched.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &[PlannedTensor],
+    fill: impl FnMut(usize) -> Result<Vec<u8>, ModelError>,
+) -> Result<(), ModelError> {
+    let plan = FilePlan::new(metadata, tensors)?;
+    write_atomic_with(path, |w| plan.write(w, tensors, &path.display().to_string(), fill))
+}
+
+/// Runs `write` on a buffered temporary file beside `path`, then flushes, syncs and renames it
+/// to `path`; on any error the temporary file is removed and `path` is untouched.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let name = path.display().to_string();
+    let tmp = temp_path(path);
+    let result = (|| {
+        let io = |e| ModelError::io(&name, e);
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
         let file = w.into_inner().map_err(|e| ModelError::io(&name, e.into_error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
@@ -332,6 +381,7 @@ pub fn write_atomic(
     result
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// `DIR/.NAME.tmp-PID`: beside the target, so the final rename stays on one file system.
 pub fn temp_path(path: &Path) -> PathBuf {
     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();

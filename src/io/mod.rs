@@ -1,5 +1,6 @@
 //! Reading user inputs and writing outputs: image decoding and CLIP preprocessing.
 
+pub mod bytes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cache;
 mod error;

@@ -4,7 +4,6 @@
 
 pub mod detector;
 pub mod ensemble;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod prompt_files;
 pub mod prompts;
 pub mod scoring;

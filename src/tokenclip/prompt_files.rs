@@ -1,4 +1,4 @@
-//! Reading learned prompts from files (native only), for `tokenclip import --prompts`:
+//! Reading learned prompts from checkpoints, for `tokenclip import --prompts` and the browser:
 //! - an AnomalyCLIP checkpoint (`torch.save({"prompt_learner": state_dict})`): `ctx_pos` (normal)
 //!   and `ctx_neg` (abnormal), `(1, 1, n_ctx, W)`, and `compound_prompts_text.{i}`, `(n_deep, W)`,
 //!   giving M = 1; its projection layers and token buffers are not needed and are ignored. Its
@@ -9,6 +9,7 @@
 //!   written by a script. A model file's own prompt configuration (its suffixes) is used.
 
 use std::collections::BTreeMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use crate::clip::config::PromptConfig;
@@ -19,14 +20,19 @@ use crate::clip::ModelError;
 use super::prompts::Prompts;
 
 /// Reads prompts from an AnomalyCLIP checkpoint or a prompts/model safetensors file.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_prompts(path: &Path) -> Result<Prompts, ModelError> {
-    let name = path.display().to_string();
-    let ckpt = Checkpoint::open(path)?;
+    prompts_from(&Checkpoint::open(path)?, &path.display().to_string())
+}
+
+/// Reads prompts from an opened checkpoint (`name` labels messages), as [`read_prompts`] does.
+pub fn prompts_from(ckpt: &Checkpoint, name: &str) -> Result<Prompts, ModelError> {
+    let name = name.to_string();
     let shapes = ckpt.shapes();
     let prompts = if shapes.contains_key(PROMPT_CTX_NORMAL) {
-        read_tokenclip(&ckpt, &shapes, &name)?
+        read_tokenclip(ckpt, &shapes, &name)?
     } else if let Some(prefix) = anomalyclip_prefix(&shapes) {
-        read_anomalyclip(&ckpt, &shapes, &prefix, &name)?
+        read_anomalyclip(ckpt, &shapes, &prefix, &name)?
     } else {
         return Err(ModelError::Unsupported {
             path: name,

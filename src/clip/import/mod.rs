@@ -13,6 +13,7 @@ pub mod torch;
 pub mod zip;
 
 use std::collections::BTreeMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use self::layout::{Layout, Recipe};
@@ -21,8 +22,9 @@ use super::config::{
 };
 use super::model_file::{metadata, tensor_specs, TensorSpec};
 
-use super::safetensors::{f16_bytes, f32_bytes, write_atomic, PlannedTensor, SafetensorsFile, StDType};
+use super::safetensors::{f16_bytes, f32_bytes, FilePlan, PlannedTensor, SafetensorsFile, StDType};
 use super::ModelError;
+use crate::io::bytes::RandomAccess;
 
 /// What `tokenclip import` can be asked to change (everything else is read from the checkpoint).
 #[derive(Debug, Clone, Default)]
@@ -47,8 +49,17 @@ pub struct ImportOptions {
 /// The prompts `tokenclip import --prompts` turns into text embeddings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptSource {
-    /// An AnomalyCLIP checkpoint, a model file made by `train`, or a prompts safetensors file.
+    /// An AnomalyCLIP checkpoint, a model file made by `train`, or a prompts safetensors file
+    /// (native only: read from disk).
     File(std::path::PathBuf),
+    /// Prompts already read (as the browser does from a downloaded checkpoint), with a description
+    /// of where they came from for the model file's metadata.
+    Loaded {
+        /// The prompts.
+        prompts: Box<crate::tokenclip::prompts::Prompts>,
+        /// Where they came from (`prompts: …` in `info --model`).
+        source: String,
+    },
     /// The training-free prompt ensemble for a class name (METHOD.md C).
     Ensemble {
         /// Fills the `{}` of every state phrase ("object" by default).
@@ -66,21 +77,24 @@ pub enum Checkpoint {
 
 impl Checkpoint {
     /// Opens `path`, choosing the reader from the first bytes (a zip is a torch archive).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         let name = path.display().to_string();
+        let file = crate::io::bytes::open_file(path).map_err(|e| ModelError::io(&name, e))?;
+        Self::from_source(file, name)
+    }
+
+    /// Opens the checkpoint held in `src` (named `name` in messages), as [`Self::open`] does.
+    pub fn from_source(src: Box<dyn RandomAccess>, name: String) -> Result<Self, ModelError> {
         let mut magic = [0u8; 4];
-        {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(&name, e))?;
-            let n = f.read(&mut magic).map_err(|e| ModelError::io(&name, e))?;
-            if n < 4 {
-                return Err(ModelError::corrupt(&name, "file is too short to be a checkpoint"));
-            }
+        if src.len() < 4 {
+            return Err(ModelError::corrupt(&name, "file is too short to be a checkpoint"));
         }
+        src.read_at(0, &mut magic).map_err(|e| ModelError::io(&name, e))?;
         if magic == *b"PK\x03\x04" || magic[0] == 0x80 {
-            return Ok(Checkpoint::Torch(torch::TorchCheckpoint::open(path)?));
+            return Ok(Checkpoint::Torch(torch::TorchCheckpoint::from_source(src, name)?));
         }
-        Ok(Checkpoint::Safetensors(SafetensorsFile::open(path)?))
+        Ok(Checkpoint::Safetensors(SafetensorsFile::from_source(src, name)?))
     }
 
     /// Every tensor's shape by name.
@@ -102,15 +116,72 @@ impl Checkpoint {
 
 /// Imports the CLIP checkpoint at `src` into a model file at `out`, with the text embeddings of
 /// `opts.prompts` when given (the text tower runs once here, on the CPU, in f32). Returns the
-/// file's configuration.
+/// file's configuration. A Hugging Face checkpoint's `config.json` beside it is checked.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<ModelConfig, crate::Error> {
-    let path = src.display().to_string();
     let ckpt = Checkpoint::open(src)?;
+    let hf_config = src.parent().map(|d| d.join("config.json")).and_then(|p| {
+        let text = std::fs::read_to_string(&p).ok()?;
+        Some((p.display().to_string(), text))
+    });
+    let be = crate::backend::cpu::CpuBackend::new();
+    let plan = pollster::block_on(plan_import(&be, &ckpt, hf_config, opts))?;
+    super::safetensors::write_atomic_with(out, |w| plan.write(w, &mut |_, _| {}))?;
+    Ok(plan.config)
+}
+
+/// An import worked out up to writing: the model file's configuration and layout, the text
+/// embeddings already computed, the weights still in the checkpoint (read and converted one
+/// tensor at a time by [`ImportPlan::write`]).
+pub struct ImportPlan<'a> {
+    /// The configuration the model file records.
+    pub config: ModelConfig,
+    ckpt: &'a Checkpoint,
+    names: Names,
+    specs: Vec<TensorSpec>,
+    planned: Vec<PlannedTensor>,
+    extra: BTreeMap<String, Vec<f32>>,
+    file: FilePlan,
+}
+
+/// How the checkpoint's tensors are named: its shapes, the recipes of its layout, its prefix.
+struct Names {
+    path: String,
+    shapes: BTreeMap<String, Vec<usize>>,
+    recipes: BTreeMap<String, Recipe>,
+    prefix: String,
+}
+
+impl Names {
+    fn recipe(&self, name: &str) -> Recipe {
+        self.recipes.get(name).cloned().unwrap_or_else(|| Recipe::Copy(format!("{}{name}", self.prefix)))
+    }
+
+    fn shape_of(&self, name: &str) -> Result<Vec<usize>, ModelError> {
+        layout::recipe_shape(&self.recipe(name), &self.shapes)
+            .map_err(|missing| ModelError::MissingTensor { path: self.path.clone(), name: missing })
+    }
+}
+
+/// Reads the checkpoint's architecture, checks every tensor the model file needs, and encodes
+/// the prompts of `opts.prompts` with the checkpoint's text tower on `be`. `hf_config` is a
+/// Hugging Face `config.json` found beside the checkpoint (its path and text), checked for the
+/// activation. Nothing is written.
+pub async fn plan_import<'a, B: crate::Backend>(
+    be: &B,
+    ckpt: &'a Checkpoint,
+    hf_config: Option<(String, String)>,
+    opts: &ImportOptions,
+) -> Result<ImportPlan<'a>, crate::Error> {
+    let path = match ckpt {
+        Checkpoint::Safetensors(f) => f.path().to_string(),
+        Checkpoint::Torch(t) => t.path().to_string(),
+    };
     let shapes = ckpt.shapes();
     let (layout, prefix) =
         layout::detect(&shapes).map_err(|what| ModelError::Unsupported { path: path.clone(), what })?;
-    if layout == Layout::HuggingFace {
-        check_hf_activation(src)?;
+    if let (Layout::HuggingFace, Some((cfg_path, text))) = (layout, &hf_config) {
+        check_hf_activation(cfg_path, text)?;
     }
     let (vis_prefix, txt_prefix, vis_suffix, txt_suffix) = match layout {
         Layout::OpenAi => ("visual.transformer.resblocks.", "transformer.resblocks.", "ln_1.weight", "ln_1.weight"),
@@ -121,15 +192,9 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
     let vision_layers = layout::count_layers(&shapes, &format!("{prefix}{vis_prefix}"), vis_suffix);
     let text_layers = layout::count_layers(&shapes, &format!("{prefix}{txt_prefix}"), txt_suffix);
     let recipes = layout::recipes(layout, &prefix, vision_layers, text_layers);
-    let recipe = |name: &str, recipes: &BTreeMap<String, Recipe>| {
-        recipes.get(name).cloned().unwrap_or_else(|| Recipe::Copy(format!("{prefix}{name}")))
-    };
-    let shape_of = |name: &str, recipes: &BTreeMap<String, Recipe>| -> Result<Vec<usize>, ModelError> {
-        layout::recipe_shape(&recipe(name, recipes), &shapes)
-            .map_err(|missing| ModelError::MissingTensor { path: path.clone(), name: missing })
-    };
+    let names = Names { path, shapes, recipes, prefix };
     let text_needed = !opts.vision_only || opts.prompts.is_some();
-    let clip = infer_config(&|n| shape_of(n, &recipes), vision_layers, text_layers, !text_needed, &path)?;
+    let clip = infer_config(&|n| names.shape_of(n), vision_layers, text_layers, !text_needed, &names.path)?;
     let mut config = ModelConfig::for_clip(clip, opts.dtype);
     config.detection = opts.detection.clone();
     if let Some(s) = opts.image_size {
@@ -145,9 +210,9 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
 
     let mut extra = BTreeMap::new();
     if let Some(source) = &opts.prompts {
-        let ckpt_source =
-            CheckpointSource { ckpt: &ckpt, path: &path, shapes: &shapes, recipe: &|n| recipe(n, &recipes) };
-        extra = text_embeddings::compute(&ckpt_source, source, &mut config)?;
+        let recipe = |n: &str| names.recipe(n);
+        let ckpt_source = CheckpointSource { ckpt, path: &names.path, shapes: &names.shapes, recipe: &recipe };
+        extra = text_embeddings::compute(be, &ckpt_source, source, &mut config).await?;
     }
     if opts.vision_only {
         config.clip.text = None;
@@ -156,11 +221,11 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
 
     let specs = tensor_specs(&config);
     for s in specs.iter().filter(|s| !extra.contains_key(&s.name)) {
-        let got = shape_of(&s.name, &recipes)?;
+        let got = names.shape_of(&s.name)?;
         if got != s.shape {
             return Err(ModelError::ShapeMismatch {
-                path: path.clone(),
-                name: source_name(&recipe(&s.name, &recipes)),
+                path: names.path.clone(),
+                name: source_name(&names.recipe(&s.name)),
                 expected: s.shape.clone(),
                 got,
             }
@@ -169,24 +234,45 @@ pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Model
     }
     let planned: Vec<PlannedTensor> =
         specs.iter().map(|s| PlannedTensor { name: s.name.clone(), dtype: s.dtype, shape: s.shape.clone() }).collect();
-    write_atomic(out, &metadata(&config)?, &planned, |i| {
-        let spec: &TensorSpec = &specs[i];
-        if let Some(data) = extra.get(&spec.name) {
-            return Ok(f32_bytes(data));
-        }
-        let data = build(&ckpt, &recipe(&spec.name, &recipes), &shapes)?;
-        if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::corrupt(
-                &path,
-                format!("tensor `{}` holds a non-finite value at {bad}", spec.name),
-            ));
-        }
-        Ok(match spec.dtype {
-            StDType::F16 => f16_bytes(&data),
-            _ => f32_bytes(&data),
+    let file = FilePlan::new(&metadata(&config)?, &planned)?;
+    Ok(ImportPlan { config, ckpt, names, specs, planned, extra, file })
+}
+
+impl ImportPlan<'_> {
+    /// The model file's size in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.file.total()
+    }
+
+    /// Writes the model file to `w`, converting one tensor at a time; `progress(done, total)`
+    /// is called with byte counts after each tensor.
+    pub fn write(&self, w: &mut dyn std::io::Write, progress: &mut dyn FnMut(u64, u64)) -> Result<(), ModelError> {
+        let total = self.total_bytes();
+        let mut done = self.file.prefix.len() as u64;
+        let path = &self.names.path;
+        self.file.write(w, &self.planned, path, |i| {
+            let spec: &TensorSpec = &self.specs[i];
+            let data = match self.extra.get(&spec.name) {
+                Some(data) => f32_bytes(data),
+                None => {
+                    let data = build(self.ckpt, &self.names.recipe(&spec.name), &self.names.shapes)?;
+                    if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
+                        return Err(ModelError::corrupt(
+                            path,
+                            format!("tensor `{}` holds a non-finite value at {bad}", spec.name),
+                        ));
+                    }
+                    match spec.dtype {
+                        StDType::F16 => f16_bytes(&data),
+                        _ => f32_bytes(&data),
+                    }
+                }
+            };
+            done += data.len() as u64;
+            progress(done, total);
+            Ok(data)
         })
-    })?;
-    Ok(config)
+    }
 }
 
 /// The checkpoint seen through the recipes as model-file tensors in f32 (what the text tower
@@ -313,15 +399,13 @@ fn infer_config(
 }
 
 /// Hugging Face CLIP configs name their activation; this program implements QuickGELU only.
-fn check_hf_activation(src: &Path) -> Result<(), ModelError> {
-    let Some(cfg_path) = src.parent().map(|d| d.join("config.json")) else { return Ok(()) };
-    let Ok(text) = std::fs::read_to_string(&cfg_path) else { return Ok(()) };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+fn check_hf_activation(cfg_path: &str, text: &str) -> Result<(), ModelError> {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else { return Ok(()) };
     for tower in ["vision_config", "text_config"] {
         if let Some(act) = json.get(tower).and_then(|t| t.get("hidden_act")).and_then(|a| a.as_str()) {
             if act != "quick_gelu" {
                 return Err(ModelError::Unsupported {
-                    path: cfg_path.display().to_string(),
+                    path: cfg_path.into(),
                     what: format!("{tower}.hidden_act is `{act}`; only QuickGELU CLIPs (OpenAI's) are supported"),
                 });
             }

@@ -1,22 +1,24 @@
 //! The text side of import: prompts → text embeddings (METHOD.md A3, C), computed once with the
-//! checkpoint's own text tower on the CPU in f32, and the tensors they add to the model file.
+//! checkpoint's own text tower in f32 (on the CPU natively, on the page's backend in the
+//! browser), and the tensors they add to the model file.
 
 use std::collections::BTreeMap;
 
-use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
 use crate::clip::config::{ModelConfig, TextEmbeddingsConfig};
 use crate::clip::model_file::{PROMPT_CTX_ABNORMAL, PROMPT_CTX_NORMAL, PROMPT_DEEP, TEXT_ABNORMAL, TEXT_NORMAL};
 use crate::clip::text::TextTower;
 use crate::clip::weights::{TensorSource, Weights};
 use crate::clip::ModelError;
 use crate::tokenclip::ensemble::ensemble_embeddings;
-use crate::tokenclip::prompt_files::read_prompts;
+use crate::tokenclip::prompts::Prompts;
 
 use super::PromptSource;
 
-/// Encodes `source` with the text tower of `ckpt`; records the prompts and embeddings in
+/// Encodes `source` with the text tower of `ckpt` on `be`; records the prompts and embeddings in
 /// `config` and returns the tensors to add, by model-file name.
-pub fn compute(
+pub async fn compute<B: Backend>(
+    be: &B,
     ckpt: &dyn TensorSource,
     source: &PromptSource,
     config: &mut ModelConfig,
@@ -28,28 +30,44 @@ pub fn compute(
         }
         .into());
     };
-    let be = CpuBackend::new();
-    let text = TextTower::load(&Weights::new(ckpt, &be), &text_cfg)?;
+    let text = TextTower::load(&Weights::new(ckpt, be), &text_cfg)?;
     let mut out = BTreeMap::new();
-    let (emb, description) = match source {
+    let (prompts, description) = match source {
         PromptSource::Ensemble { class_name } => {
-            let emb = pollster::block_on(ensemble_embeddings(&be, &text, class_name))?;
-            (emb, format!("ensemble: {class_name}"))
+            let emb = ensemble_embeddings(be, &text, class_name).await?;
+            config.text_embeddings =
+                Some(TextEmbeddingsConfig { subspaces: emb.subspaces, source: format!("ensemble: {class_name}") });
+            out.insert(TEXT_NORMAL.to_string(), emb.normal);
+            out.insert(TEXT_ABNORMAL.to_string(), emb.abnormal);
+            return Ok(out);
         }
-        PromptSource::File(path) => {
-            let prompts = read_prompts(path)?;
-            let emb = pollster::block_on(prompts.encode(&be, &text))?;
-            out.insert(PROMPT_CTX_NORMAL.to_string(), prompts.ctx_normal.clone());
-            out.insert(PROMPT_CTX_ABNORMAL.to_string(), prompts.ctx_abnormal.clone());
-            if prompts.config.deep_layers > 0 {
-                out.insert(PROMPT_DEEP.to_string(), prompts.deep.clone());
-            }
-            config.prompts = Some(prompts.config.clone());
-            (emb, format!("prompts: {}", path.display()))
+        PromptSource::File(path) => (std::borrow::Cow::Owned(read_file(path)?), format!("prompts: {}", path.display())),
+        PromptSource::Loaded { prompts, source } => {
+            (std::borrow::Cow::Borrowed(&**prompts), format!("prompts: {source}"))
         }
     };
+    let emb = prompts.encode(be, &text).await?;
+    out.insert(PROMPT_CTX_NORMAL.to_string(), prompts.ctx_normal.clone());
+    out.insert(PROMPT_CTX_ABNORMAL.to_string(), prompts.ctx_abnormal.clone());
+    if prompts.config.deep_layers > 0 {
+        out.insert(PROMPT_DEEP.to_string(), prompts.deep.clone());
+    }
+    config.prompts = Some(prompts.config.clone());
     config.text_embeddings = Some(TextEmbeddingsConfig { subspaces: emb.subspaces, source: description });
     out.insert(TEXT_NORMAL.to_string(), emb.normal);
     out.insert(TEXT_ABNORMAL.to_string(), emb.abnormal);
     Ok(out)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_file(path: &std::path::Path) -> Result<Prompts, ModelError> {
+    crate::tokenclip::prompt_files::read_prompts(path)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn read_file(path: &std::path::Path) -> Result<Prompts, ModelError> {
+    Err(ModelError::Unsupported {
+        path: path.display().to_string(),
+        what: "prompt files cannot be read from disk in the browser".into(),
+    })
 }

@@ -20,8 +20,9 @@
 //! [`TorchCheckpoint::read_f32`] reads exactly the bytes one tensor spans.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+#[cfg(not(target_arch = "wasm32"))]
 use std::io::Read;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -31,6 +32,7 @@ use self::walk::{is_script_module, Walker};
 use super::pickle::{self, Value};
 use super::zip::{has_zip_magic, ZipArchive};
 use crate::clip::ModelError;
+use crate::io::bytes::{Cursor, RandomAccess};
 
 /// The largest `data.pkl` or `code/` file read.
 const MAX_PICKLE: u64 = 256 << 20;
@@ -197,13 +199,15 @@ pub fn sniff_bytes(head: &[u8]) -> Option<TorchFileKind> {
 }
 
 /// Classifies a file from its first bytes; `None` when it is neither or cannot be read.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn sniff(path: &Path) -> Option<TorchFileKind> {
     let mut head = Vec::with_capacity(8);
-    File::open(path).ok()?.take(8).read_to_end(&mut head).ok()?;
+    std::fs::File::open(path).ok()?.take(8).read_to_end(&mut head).ok()?;
     sniff_bytes(&head)
 }
 
 /// True when the file starts like a ZIP archive (a `torch.save` / TorchScript checkpoint).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn is_torch_zip(path: &Path) -> bool {
     sniff(path) == Some(TorchFileKind::Zip)
 }
@@ -215,7 +219,7 @@ const LEGACY: &str = "legacy torch.save format (PyTorch < 1.6, not a ZIP archive
 #[derive(Debug)]
 pub struct TorchCheckpoint {
     path: String,
-    zip: Mutex<ZipArchive<File>>,
+    zip: Mutex<ZipArchive<Cursor>>,
     torchscript: bool,
     root: Value,
     tensors: BTreeMap<String, TorchTensor>,
@@ -225,12 +229,20 @@ pub struct TorchCheckpoint {
 
 impl TorchCheckpoint {
     /// Opens a checkpoint, reading its ZIP directory, `data.pkl` and (TorchScript) class code.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         let label = path.display().to_string();
-        let mut file = File::open(path).map_err(|e| ModelError::io(&label, e))?;
-        let mut head = Vec::with_capacity(8);
-        (&mut file).take(8).read_to_end(&mut head).map_err(|e| ModelError::io(&label, e))?;
-        match sniff_bytes(&head) {
+        let file = crate::io::bytes::open_file(path).map_err(|e| ModelError::io(&label, e))?;
+        Self::from_source(file, label)
+    }
+
+    /// Opens the checkpoint held in `src` (named `label` in messages), as [`Self::open`] does.
+    pub fn from_source(src: Box<dyn RandomAccess>, label: String) -> Result<Self, ModelError> {
+        let mut head = [0u8; 8];
+        let n = src.len().min(8) as usize;
+        src.read_at(0, &mut head[..n]).map_err(|e| ModelError::io(&label, e))?;
+        let file = Cursor::new(src);
+        match sniff_bytes(&head[..n]) {
             Some(TorchFileKind::Zip) => {}
             Some(TorchFileKind::LegacyPickle) => return Err(ModelError::corrupt(&label, LEGACY)),
             None => {
@@ -257,6 +269,11 @@ impl TorchCheckpoint {
         let tensors = w.into_tensors();
         let storages = check_storages(&label, &prefix, &zip, &tensors)?;
         Ok(TorchCheckpoint { path: label, zip: Mutex::new(zip), torchscript, root, tensors, storages })
+    }
+
+    /// The file's name, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// True for a TorchScript archive (`torch.jit.save`), false for `torch.save`.
@@ -355,7 +372,7 @@ fn gather(src: &[u8], shape: &[usize], strides: &[usize], es: usize, out: &mut [
 }
 
 /// The archive's top folder: where `data.pkl` is.
-fn archive_prefix(zip: &ZipArchive<File>, label: &str) -> Result<String, ModelError> {
+fn archive_prefix(zip: &ZipArchive<Cursor>, label: &str) -> Result<String, ModelError> {
     let names: Vec<&str> = zip.entries().iter().map(|e| e.name.as_str()).collect();
     let candidates: Vec<&str> =
         names.iter().filter_map(|n| n.strip_suffix("/data.pkl")).filter(|p| !p.contains('/')).collect();
@@ -380,7 +397,7 @@ fn archive_prefix(zip: &ZipArchive<File>, label: &str) -> Result<String, ModelEr
 fn check_storages(
     label: &str,
     prefix: &str,
-    zip: &ZipArchive<File>,
+    zip: &ZipArchive<Cursor>,
     tensors: &BTreeMap<String, TorchTensor>,
 ) -> Result<HashMap<String, usize>, ModelError> {
     let mut storages = HashMap::new();

@@ -1,7 +1,7 @@
 //! Walking a decoded `data.pkl` into `state_dict()`-style tensor names (see [`super`]).
 
+use crate::io::bytes::Cursor;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 
 use super::super::pickle::{self, Object, Value};
 use super::super::zip::ZipArchive;
@@ -40,7 +40,7 @@ fn parse_class(src: &str, name: &str) -> Option<ClassInfo> {
 pub(super) struct Walker<'a> {
     label: &'a str,
     prefix: &'a str,
-    zip: &'a mut ZipArchive<File>,
+    zip: &'a mut ZipArchive<Cursor>,
     sources: HashMap<String, Option<String>>,
     classes: HashMap<(String, String), Option<ClassInfo>>,
     out: BTreeMap<String, TorchTensor>,
@@ -63,7 +63,7 @@ fn dict_key(k: &Value) -> Option<String> {
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(label: &'a str, prefix: &'a str, zip: &'a mut ZipArchive<File>) -> Self {
+    pub(super) fn new(label: &'a str, prefix: &'a str, zip: &'a mut ZipArchive<Cursor>) -> Self {
         Walker { label, prefix, zip, sources: HashMap::new(), classes: HashMap::new(), out: BTreeMap::new() }
     }
 

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod clip;
 mod device;
 pub mod eval;
+pub mod hub;
 pub mod io;
 pub mod tokenclip;
 #[cfg(not(target_arch = "wasm32"))]
@@ -40,4 +41,7 @@ pub enum Error {
     /// A dataset, ground-truth mask or cached evaluation result could not be used.
     #[error(transparent)]
     Dataset(#[from] eval::dataset::DatasetError),
+    /// A named model could not be found, downloaded, verified or cached.
+    #[error(transparent)]
+    Hub(#[from] hub::HubError),
 }

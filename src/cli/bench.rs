@@ -38,9 +38,9 @@ pub enum ShapeSet {
 pub struct BenchArgs {
     /// What to measure: `ops`, or nothing with `--model` (image encoding with that model).
     target: Option<BenchTarget>,
-    /// Model file: time its image encoder.
+    /// The model (a name, a file or a URL): time its detection or its image encoder.
     #[arg(long)]
-    model: Option<std::path::PathBuf>,
+    model: Option<String>,
     /// Image size for `--model` (default: the model's detection size).
     #[arg(long)]
     image_size: Option<usize>,
@@ -222,7 +222,7 @@ fn bench_backend<B: Backend>(
 pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     match (&args.target, &args.model) {
         (None, Some(model)) => {
-            let file = tokenclip::clip::model_file::ModelFile::open(model)?;
+            let file = tokenclip::clip::model_file::ModelFile::open(&super::models::model_path(g, model)?)?;
             let size = args.image_size.unwrap_or(file.config.input_size);
             let device = super::open_device(g)?;
             if file.config.text_embeddings.is_some() && args.image_size.is_none() {
@@ -232,7 +232,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("say what to measure: `bench ops`, `bench --model M` or `bench train --model M`"),
         (Some(BenchTarget::Train), Some(model)) => {
-            let file = tokenclip::clip::model_file::ModelFile::open(model)?;
+            let file = tokenclip::clip::model_file::ModelFile::open(&super::models::model_path(g, model)?)?;
             let device = super::open_device(g)?;
             return super::with_backend!(&device, be => super::bench_train::bench_train(be, &file, args.reps));
         }

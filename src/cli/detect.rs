@@ -36,9 +36,10 @@ pub enum MapSize {
 /// `tokenclip detect` arguments.
 #[derive(Debug, Args)]
 pub struct DetectArgs {
-    /// The model file (made by `import --prompts …` or `train`).
-    #[arg(long)]
-    model: PathBuf,
+    /// The model: a name (`tokenclip models`), a model file, or a URL of one; a name is
+    /// downloaded and converted on first use, then read from the cache.
+    #[arg(long, default_value = tokenclip::hub::DEFAULT_MODEL)]
+    model: String,
     /// Output folder (created if missing).
     #[arg(long, default_value = "tokenclip-out")]
     out: PathBuf,
@@ -88,7 +89,7 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
     for p in &inputs.problems {
         eprintln!("skipped: {p}");
     }
-    let file = ModelFile::open(&args.model)?;
+    let file = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
     ensure_dir(&args.out)?;
     let device = open_device(g)?;
     let rows = with_backend!(&device, be => detect_all(be, &file, args, &inputs.images))?;

@@ -19,9 +19,10 @@ use super::Global;
 /// `tokenclip embed` arguments.
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// Model file (from `tokenclip import`).
-    #[arg(long)]
-    model: PathBuf,
+    /// The model: a name (`tokenclip models`), a model file, or a URL of one; a name is
+    /// downloaded and converted on first use, then read from the cache.
+    #[arg(long, default_value = tokenclip::hub::DEFAULT_MODEL)]
+    model: String,
     /// An image to encode (repeatable).
     #[arg(long = "image")]
     images: Vec<PathBuf>,
@@ -38,7 +39,8 @@ pub fn run(g: &Global, args: &EmbedArgs) -> anyhow::Result<()> {
     if args.images.is_empty() && args.texts.is_empty() {
         bail!("nothing to embed: give at least one --image or --text");
     }
-    let file = ModelFile::open(&args.model)?;
+    let model = super::models::model_path(g, &args.model)?;
+    let file = ModelFile::open(&model)?;
     if !args.texts.is_empty() && file.config.clip.text.is_none() {
         bail!(
             "{}: this model file has no text tower (imported with --vision-only); it cannot embed texts",
@@ -57,7 +59,7 @@ pub fn run(g: &Global, args: &EmbedArgs) -> anyhow::Result<()> {
         }
     }
     let mut meta = BTreeMap::new();
-    meta.insert("model".to_string(), args.model.display().to_string());
+    meta.insert("model".to_string(), model.display().to_string());
     meta.insert("images".to_string(), serde_json::to_string(&args.images)?);
     meta.insert("texts".to_string(), serde_json::to_string(&args.texts)?);
     write_atomic(&args.out, &meta, &planned, |i| Ok(f32_bytes(&data[i])))?;

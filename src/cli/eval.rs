@@ -63,9 +63,10 @@ pub enum AuproArg {
 /// `tokenclip eval` arguments.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The model file (made by `import --prompts …` or `train`).
-    #[arg(long)]
-    model: PathBuf,
+    /// The model: a name (`tokenclip models`), a model file, or a URL of one; a name is
+    /// downloaded and converted on first use, then read from the cache.
+    #[arg(long, default_value = tokenclip::hub::DEFAULT_MODEL)]
+    model: String,
     /// The dataset folder.
     #[arg(long)]
     data: PathBuf,
@@ -100,13 +101,14 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         dataset.retain_classes(&args.classes)?;
     }
     eprint!("{}", dataset.summary());
-    let file = ModelFile::open(&args.model)?;
+    let model = super::models::model_path(g, &args.model)?;
+    let file = ModelFile::open(&model)?;
     ensure_dir(&args.out)?;
     let cache = if args.no_cache {
         None
     } else {
         let root = args.cache.clone().unwrap_or_else(|| args.out.join("cache"));
-        Some(ResultCache::open(&root, &args.model)?)
+        Some(ResultCache::open(&root, &model)?)
     };
     let mode = match args.aupro {
         AuproArg::Sampled => AuproMode::Sampled,
@@ -118,7 +120,7 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         run::evaluate_all(be, &file, &dataset, cache.as_ref(), opts).map(|(e, s)| (e, s, be.describe()))
     })?;
     let info = RunInfo {
-        model: args.model.display().to_string(),
+        model: model.display().to_string(),
         input_size: file.config.input_size,
         data: args.data.display().to_string(),
         layout: dataset.layout,

@@ -9,15 +9,15 @@ use super::Global;
 /// `tokenclip info` arguments.
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {
-    /// Also describe this model file (checked as a load would check it).
+    /// Also describe this model (a name, a file or a URL; checked as a load would check it).
     #[arg(long)]
-    model: Option<std::path::PathBuf>,
+    model: Option<String>,
 }
 
 /// Prints what this machine offers and what `--backend`/`--adapter` would pick.
 pub fn run(g: &Global, args: &InfoArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.model {
-        print_model(path)?;
+    if let Some(model) = &args.model {
+        print_model(&super::models::model_path(g, model)?)?;
     }
     let adapters = pollster::block_on(list_adapters());
     println!("GPU adapters ({}):", adapters.len());

@@ -15,6 +15,7 @@ mod eval;
 mod import;
 mod info;
 mod inputs;
+mod models;
 mod progress;
 mod scores;
 mod train;
@@ -29,6 +30,12 @@ struct Cli {
     /// Use the GPU adapter whose name contains this (case-insensitive); also TOKENCLIP_ADAPTER.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// A registry file of named models (added to the built-in names); also TOKENCLIP_REGISTRY.
+    #[arg(long, global = true)]
+    registry: Option<std::path::PathBuf>,
+    /// Never touch the network: named models must already be in the cache (as HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +56,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure op throughput (`bench ops`) or image encoding with a model (`bench --model M`).
     Bench(bench::BenchArgs),
+    /// List the named models: sources, sizes, licences, and which are in the cache.
+    Models(models::ModelsArgs),
+    /// Download, verify and convert named models ahead of use (then copy the caches to go offline).
+    Fetch(models::FetchArgs),
 }
 
 /// Options every subcommand shares.
@@ -57,6 +68,10 @@ pub struct Global {
     pub backend: BackendChoice,
     /// `--adapter` or the environment.
     pub gpu: tokenclip::backend::gpu::GpuOptions,
+    /// `--registry`.
+    pub registry: Option<std::path::PathBuf>,
+    /// `--offline`.
+    pub offline: bool,
 }
 
 /// Parses the command line, runs the subcommand, prints any error and returns the exit code.
@@ -66,7 +81,7 @@ pub fn main() -> ExitCode {
     if let Some(name) = cli.adapter {
         gpu = gpu.with_adapter(name);
     }
-    let global = Global { backend: cli.backend, gpu };
+    let global = Global { backend: cli.backend, gpu, registry: cli.registry, offline: cli.offline };
     let result = match cli.command {
         Command::Info(args) => info::run(&global, &args),
         Command::Import(args) => import::run(&args),
@@ -75,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&global, &args),
         Command::Train(args) => train::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),
+        Command::Models(args) => models::run_models(&global, &args),
+        Command::Fetch(args) => models::run_fetch(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,9 +31,10 @@ use super::{open_device, with_backend, Global};
 /// `tokenclip train` arguments (defaults: METHOD.md A5 and B).
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// The base model: an imported CLIP model file with its text tower.
-    #[arg(long)]
-    model: PathBuf,
+    /// The base model, with its text tower: a name (`tokenclip models`), a model file made by
+    /// `import`, or a URL of one.
+    #[arg(long, default_value = tokenclip::hub::DEFAULT_MODEL)]
+    model: String,
     /// The training data (the test split of a dataset with masks).
     #[arg(long)]
     data: PathBuf,
@@ -115,7 +116,7 @@ struct Item {
 
 /// Runs training.
 pub fn run(g: &Global, args: &TrainArgs) -> anyhow::Result<()> {
-    let base = ModelFile::open(&args.model)?;
+    let base = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
     Trainer::prompt_config(&base, &TrainConfig::default())?; // fails early without a text tower
     let layout = args.layout.layout();
     let mut dataset = Dataset::open(&args.data, layout)?;

@@ -5,6 +5,7 @@
 pub mod clip;
 pub mod dataset;
 pub mod detect;
+pub mod fake_hub;
 
 use std::sync::OnceLock;
 

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod error;
 mod gpu;
 pub mod image;
+pub mod named;
 mod overlay;
 pub mod source;
 pub mod tensors;
@@ -99,10 +100,24 @@ impl Detector {
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Detector, JsValue> {
         install_panic_hook();
-        let (progress, choice) = load_options(options.as_ref())?;
+        let (progress, choice, named) = load_options(options.as_ref())?;
         gpu::webgpu_precheck()?;
-        let bytes = acquire(&source, &choice, &progress).await?;
+        let bytes = acquire(&source, &choice, &named, &progress).await?;
         Ok(finish_load(bytes, progress).await?)
+    }
+
+    /// The named models `load` accepts (the CLI's registry, plus `options.registry`), for a
+    /// model picker: `{ name, description, licence, light, default, downloadBytes, cacheKey }`.
+    ///
+    /// # Errors
+    /// `argument` if `options.registry` is not a valid registry file.
+    #[wasm_bindgen(unchecked_return_type = "NamedModel[]")]
+    pub fn models(
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
+    ) -> Result<js_sys::Array, JsValue> {
+        install_panic_hook();
+        let (_, _, named) = load_options(options.as_ref())?;
+        Ok(named::list(&named::registry(&named)?))
     }
 
     /// Loads the model cached under `key` (see `cachedModels`).
@@ -115,7 +130,7 @@ impl Detector {
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Detector, JsValue> {
         install_panic_hook();
-        let (progress, _) = load_options(options.as_ref())?;
+        let (progress, _, _) = load_options(options.as_ref())?;
         gpu::webgpu_precheck()?;
         let bytes = source::cached(&key, &progress).await?;
         Ok(finish_load(bytes, progress).await?)
@@ -239,9 +254,24 @@ impl Inner {
     }
 }
 
-fn load_options(options: Option<&Object>) -> Result<(Progress, CacheChoice), WebError> {
-    let Some(o) = options else { return Ok((Progress::new(None), CacheChoice::Default)) };
+fn load_options(options: Option<&Object>) -> Result<(Progress, CacheChoice, named::NamedOptions), WebError> {
+    let Some(o) = options else { return Ok((Progress::new(None), CacheChoice::Default, Default::default())) };
     let get = |k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let text = |k: &str| -> Result<Option<String>, WebError> {
+        let v = get(k);
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        v.as_string().map(Some).ok_or_else(|| WebError::argument(format!("{k} must be a string")))
+    };
+    let mut named = named::NamedOptions::default();
+    if let Some(e) = text("hubEndpoint")? {
+        named.endpoints.hub = e.trim_end_matches('/').to_string();
+    }
+    if let Some(e) = text("githubEndpoint")? {
+        named.endpoints.github = e.trim_end_matches('/').to_string();
+    }
+    named.registry = text("registry")?;
     let on = get("onProgress");
     let callback = if on.is_undefined() || on.is_null() {
         None
@@ -262,11 +292,20 @@ fn load_options(options: Option<&Object>) -> Result<(Progress, CacheChoice), Web
     } else {
         return Err(WebError::argument("cache must be true, false or a non-empty key string"));
     };
-    Ok((Progress::new(callback), choice))
+    Ok((Progress::new(callback), choice, named))
 }
 
-async fn acquire(source: &JsValue, choice: &CacheChoice, progress: &Progress) -> Result<ModelBytes, WebError> {
+async fn acquire(
+    source: &JsValue,
+    choice: &CacheChoice,
+    named: &named::NamedOptions,
+    progress: &Progress,
+) -> Result<ModelBytes, WebError> {
     if let Some(url) = source.as_string() {
+        let registry = named::registry(named)?;
+        if let Some(entry) = registry.get(&url) {
+            return named::load(entry, named, choice, progress).await;
+        }
         return source::from_url(&url, choice, progress).await;
     }
     if let Some(url) = source.dyn_ref::<web_sys::Url>() {

@@ -14,7 +14,12 @@ Drives Chromium through chromedriver's W3C WebDriver HTTP API (Python standard l
    matches the CLI's overlay; a screenshot is saved. A reload loads the model from the browser's
    cache and gives the same score; a missing URL is a network error; a model URL (?model=) is
    downloaded and cached.
-3. Without --enable-unsafe-webgpu: the page says WebGPU is unavailable (screenshot saved).
+3. A named model from a fake hub (FakeHub below: the Hugging Face hub's resolve redirects and
+   paths-info API, a CDN, GitHub raw; another origin than the page, with CORS): the page lists
+   it beside the built-in names, downloads, verifies and converts it, and its scores and maps
+   equal the native CLI's `detect --model NAME` against the same fake hub; the browser sent no
+   Range or Authorization header; a reload loads the converted model from the cache.
+4. Without --enable-unsafe-webgpu: the page says WebGPU is unavailable (screenshot saved).
 
 Artifacts: target/web-artifacts/{page.png, no-webgpu.png, web_page.json, *.overlay.png}.
 
@@ -26,6 +31,7 @@ Artifacts: target/web-artifacts/{page.png, no-webgpu.png, web_page.json, *.overl
 import argparse
 import base64
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -109,6 +115,42 @@ def make_fixtures(tokenclip):
     return model, images, native
 
 
+NAMED_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+PTH_COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+def named_fixtures(tokenclip, images, hub_url):
+    """The fake hub's files and registry, and the native CLI's `detect --model tiny-web` through it."""
+    clip = (FIXTURES / "clip.safetensors").read_bytes()
+    pth = (ROOT / "tests/fixtures/detect_tiny/anomalyclip_m1.pth").read_bytes()
+    FakeHub.files = {("test/tiny-clip", "open_clip_model.safetensors"): clip,
+                     f"test/anomalyclip/{PTH_COMMIT}/checkpoints/m1/epoch_15.pth": pth}
+    FakeHub.commits = {"test/tiny-clip": NAMED_COMMIT}
+    blob = hashlib.sha1(b"blob %d\0" % len(pth) + pth).hexdigest()
+    # No sha256 pinned for the CLIP: the browser asks the hub's paths-info API, the CLI its HEAD.
+    # f16 and vision-only natively too, so both sides run the very same weights.
+    FakeHub.registry = (
+        '[model.tiny-web]\ndescription = "the tiny random CLIP with AnomalyCLIP-layout prompts"\nlight = true\n'
+        f'clip = {{ hub = "test/tiny-clip", revision = "{NAMED_COMMIT}", file = "open_clip_model.safetensors" }}\n'
+        f'prompts = {{ github = "test/anomalyclip", commit = "{PTH_COMMIT}", path = "checkpoints/m1/epoch_15.pth", '
+        f'size = {len(pth)}, git_blob = "{blob}" }}\n'
+        'import = { image_size = 64, dtype = "f16", vision_only = true }\n')
+    registry = FIXTURES / "named-registry.toml"
+    registry.write_text(FakeHub.registry)
+    out = FIXTURES / "named-native"
+    cache = FIXTURES / "named-cache"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("HF_", "TOKENCLIP_"))}
+    env.update({"HF_ENDPOINT": hub_url + "/hub", "TOKENCLIP_GITHUB_ENDPOINT": hub_url + "/gh",
+                "HF_HOME": str(cache / "hf"), "TOKENCLIP_CACHE": str(cache / "tokenclip")})
+    cmd = [tokenclip, "--backend", "cpu", "--registry", registry, "detect", "--model", "tiny-web", "--save-maps",
+           "--map-size", "model", "--out", out, *images]
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, env=env)
+    return out
+
+
 def read_npy(path):
     raw = path.read_bytes()
     assert raw[:6] == b"\x93NUMPY", path
@@ -181,8 +223,93 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The hub (/hub/…: resolve → 302 to the CDN with X-Repo-Commit / X-Linked-Etag /
+    X-Linked-Size; POST /hub/api/models/REPO/paths-info/REV), its CDN (/cdn/SHA256) and GitHub raw
+    (/gh/…), on another origin than the page, with CORS as the real ones send it. `files` maps
+    paths to bytes; `seen` records (method, path, headers)."""
+
+    files = {}
+    commits = {}
+    seen = []
+    registry = ""
+
+    def cors(self):
+        origin = self.headers.get("Origin")
+        if origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Expose-Headers", "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag")
+
+    def answer(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.cors()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def route(self):
+        FakeHub.seen.append((self.command, self.path, dict(self.headers)))
+        path = self.path.split("?", 1)[0]
+        if path == "/registry.toml":
+            return self.answer(200, FakeHub.registry.encode(), [("Content-Type", "text/plain")])
+        if path.startswith("/hub/") and "/resolve/" in path:
+            repo, rest = path[len("/hub/"):].split("/resolve/", 1)
+            rev, file = rest.split("/", 1)
+            data = FakeHub.files.get((repo, file))
+            if data is None or rev != FakeHub.commits.get(repo):
+                return self.answer(404, b"not found", [("X-Error-Code", "EntryNotFound")])
+            sha = hashlib.sha256(data).hexdigest()
+            base = f"http://{self.headers['Host']}"
+            return self.answer(302, b"", [("Location", f"{base}/cdn/{sha}"), ("X-Repo-Commit", rev),
+                                          ("X-Linked-Etag", f'"{sha}"'), ("X-Linked-Size", str(len(data))),
+                                          ("ETag", f'"{sha[:40]}"')])
+        if path.startswith("/cdn/"):
+            for data in FakeHub.files.values():
+                if hashlib.sha256(data).hexdigest() == path[len("/cdn/"):]:
+                    return self.answer(200, data, [("Content-Type", "application/octet-stream")])
+        if path.startswith("/gh/") and path[len("/gh/"):] in FakeHub.files:
+            return self.answer(200, FakeHub.files[path[len("/gh/"):]], [("Content-Type", "application/octet-stream")])
+        return self.answer(404, b"not found")
+
+    def do_GET(self):
+        self.route()
+
+    def do_HEAD(self):
+        self.route()
+
+    def do_OPTIONS(self):
+        FakeHub.seen.append((self.command, self.path, dict(self.headers)))
+        self.send_response(204)
+        self.cors()
+        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, POST")
+        self.send_header("Access-Control-Allow-Headers", "content-type")
+        self.end_headers()
+
+    def do_POST(self):
+        FakeHub.seen.append((self.command, self.path, dict(self.headers)))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        prefix = "/hub/api/models/"
+        if self.path.startswith(prefix) and "/paths-info/" in self.path:
+            repo, rev = self.path[len(prefix):].split("/paths-info/", 1)
+            out = []
+            for file in body.get("paths", []):
+                data = FakeHub.files.get((repo, file))
+                if data is not None and rev == FakeHub.commits.get(repo):
+                    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                    out.append({"type": "file", "path": file, "size": len(data), "oid": blob,
+                                "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}})
+            return self.answer(200, json.dumps(out).encode(), [("Content-Type", "application/json")])
+        self.answer(404, b"not found")
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler=None):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler or Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -412,6 +539,8 @@ def check_page(chromedriver, tokenclip):
         assert st["state"] == "ready" and st["origin"] == "network", st
         assert "kept in this browser" in st["text"], st
         log(f"by URL: {st['text']}")
+
+        check_named(b, url, tokenclip, images, report)
     finally:
         for entry in b.console() or []:
             if entry.get("level") == "SEVERE":
@@ -435,6 +564,58 @@ def check_page(chromedriver, tokenclip):
     server.shutdown()
     (ARTIFACTS / "web_page.json").write_text(json.dumps(report, indent=2))
     log(f"all page checks passed; report in {(ARTIFACTS / 'web_page.json').relative_to(ROOT)}")
+
+
+def check_named(b, url, tokenclip, images, report):
+    """A named model from the fake hub: listed, downloaded, verified, converted, equal to the CLI."""
+    hub, hub_url = serve(FakeHub)
+    try:
+        native = named_fixtures(tokenclip, images[:2], hub_url)
+        expected = {Path(r["path"]).name: r for r in json.loads((native / "scores.json").read_text())["images"]}
+        FakeHub.seen.clear()
+        query = f"?hub={hub_url}/hub&github={hub_url}/gh&registry={hub_url}/registry.toml"
+        b.open(url + "/index.html" + query)
+        wait_model(b)  # the cached model of the earlier steps loads first
+        names = b.js("return [...document.querySelectorAll('#model-name option')].map(o => o.value)")
+        for want in ["tiny-web", "anomalyclip", "clip-b16-ensemble"]:
+            assert want in names, names
+        b.js("document.getElementById('model-name').value = 'tiny-web';"
+             "document.getElementById('model-status').dataset.state = 'loading';")
+        b.click("#model-name-load")
+        st = wait_model(b)
+        assert st["state"] == "ready" and st["origin"] == "network", st
+        for phase in ["download", "verify", "convert", "upload"]:
+            assert phase in st["phases"], st["phases"]
+        log(f"named model: {st['text']}")
+        report["named_load_phases_s"] = st["phases"]
+        browser = [(m, p, h) for m, p, h in FakeHub.seen if p != "/registry.toml"]
+        assert any(m == "POST" and "/paths-info/" in p for m, p, _ in browser), "the hub's hash was not asked for"
+        for m, p, h in browser:
+            lower = {k.lower() for k in h}
+            assert "range" not in lower and "authorization" not in lower, (m, p, h)
+        b.js("[...document.querySelectorAll('.card .remove')].forEach(x => x.click())")
+        b.send_files("#image-files", images[:2])
+        results = {r["name"]: r for r in wait_images(b, 2)}
+        report["named"] = {}
+        for img in images[:2]:
+            r, want = results[img.name], expected[img.name]
+            assert r["state"] == "done", r
+            want_map = read_npy(native / (img.stem + ".map.npy"))
+            map_err = max(abs(a - b_) for a, b_ in zip(r["map"], want_map))
+            score_err = abs(r["score"] - want["score"])
+            report["named"][img.name] = {"score_abs_diff": score_err, "map_max_abs_diff": map_err}
+            log(f"named {img.name}: score |Δ| {score_err:.1e} against the CLI's detect --model tiny-web, "
+                f"map max |Δ| {map_err:.1e}")
+            assert map_err <= MAP_TOL and score_err <= SCORE_TOL, (img.name, map_err, score_err)
+        # A reload: the converted model comes from the browser's cache, without the hub.
+        FakeHub.seen.clear()
+        b.open(url + "/index.html" + query)
+        st = wait_model(b)
+        assert st["state"] == "ready" and st["origin"] == "cache", st
+        assert not [p for _, p, _ in FakeHub.seen if p != "/registry.toml"], FakeHub.seen
+        log(f"named model after reload: {st['text']}")
+    finally:
+        hub.shutdown()
 
 
 def bench(chromedriver, model, images):

@@ -46,6 +46,8 @@ const state = {
   modelState: "none", // none | loading | ready | error
   images: [], // { id, name, file, state, result, error, card, canvas }
   queue: Promise.resolve(),
+  named: {}, // hub/GitHub endpoints and an extra registry for named models
+  models: [], // Detector.models()
 };
 let nextImage = 1;
 
@@ -93,6 +95,8 @@ const PHASES = {
   gpu: "Preparing the GPU (adapter, device, kernels)",
   cache: "Reading the model from this browser's storage",
   download: "Downloading the model",
+  verify: "Checking the download against its published hash",
+  convert: "Converting the checkpoint into a model file (once; it is then kept in this browser)",
   read: "Reading the model file",
   upload: "Uploading the weights to the GPU",
 };
@@ -100,7 +104,15 @@ const PHASES = {
 // When each loading phase started (performance.now()), to report where the time went.
 let phaseStarts = [];
 
-const PHASE_NAMES = { gpu: "GPU setup", cache: "reading storage", download: "download", read: "reading", upload: "upload" };
+const PHASE_NAMES = {
+  gpu: "GPU setup",
+  cache: "reading storage",
+  download: "download",
+  verify: "verifying",
+  convert: "converting",
+  read: "reading",
+  upload: "upload",
+};
 
 function showProgress(p) {
   if (!phaseStarts.some(([phase]) => phase === p.phase)) phaseStarts.push([p.phase, performance.now()]);
@@ -120,6 +132,7 @@ function explain(error) {
 
 async function loadModel(args, what) {
   if (state.webgpu && !state.webgpu.available) return;
+  args = { ...args, named: state.named };
   setModelStatus("loading", `Loading ${what}…`);
   setInputsEnabled(false);
   phaseStarts = [];
@@ -164,7 +177,7 @@ async function loadModel(args, what) {
 
 function setInputsEnabled(on) {
   const usable = on && !(state.webgpu && !state.webgpu.available);
-  for (const id of ["model-file", "model-url", "model-url-load"]) $(id).disabled = !usable;
+  for (const id of ["model-file", "model-url", "model-url-load", "model-name", "model-name-load"]) $(id).disabled = !usable;
 }
 
 // ---- images ---------------------------------------------------------------------------------
@@ -360,6 +373,11 @@ $("model-url-form").onsubmit = (e) => {
   const url = $("model-url").value.trim();
   if (url) loadModel({ source: url }, url);
 };
+$("model-name").onchange = () => describeNamed();
+$("model-name-load").onclick = () => {
+  const name = $("model-name").value;
+  if (name) loadModel({ source: name }, name);
+};
 $("model-forget").onclick = async () => {
   await call("forget").catch(() => {});
   $("model-forget").hidden = true;
@@ -402,11 +420,56 @@ document.addEventListener("drop", (e) => {
 
 // ---- start ----------------------------------------------------------------------------------
 
+// ---- named models ---------------------------------------------------------------------------
+
+/** A small machine: few cores or little memory (navigator.deviceMemory is coarse, Chromium only). */
+function smallMachine() {
+  return (navigator.deviceMemory ?? 8) <= 4 || (navigator.hardwareConcurrency ?? 8) <= 4;
+}
+
+/** Endpoints and an extra registry from the page's address: ?hub=URL&github=URL&registry=URL. */
+async function namedOptions() {
+  const q = new URLSearchParams(location.search);
+  const named = {};
+  if (q.get("hub")) named.hubEndpoint = q.get("hub");
+  if (q.get("github")) named.githubEndpoint = q.get("github");
+  if (q.get("registry")) {
+    const r = await fetch(q.get("registry"));
+    if (!r.ok) throw new Error(`cannot read the registry ${q.get("registry")}: HTTP ${r.status}`);
+    named.registry = await r.text();
+  }
+  return named;
+}
+
+function fillNamed(models) {
+  state.models = models;
+  const select = $("model-name");
+  select.replaceChildren();
+  const light = smallMachine();
+  const order = [...models].sort((a, b) => (light ? b.light - a.light : b.default - a.default) || a.name.localeCompare(b.name));
+  for (const m of order) {
+    const o = document.createElement("option");
+    o.value = m.name;
+    const size = m.downloadBytes ? `${(m.downloadBytes / 1e6).toFixed(0)} MB download` : "size known once downloading";
+    o.textContent = `${m.name}${m.light ? " (light)" : ""}${m.default ? " (default)" : ""} · ${size}`;
+    select.append(o);
+  }
+  describeNamed();
+}
+
+function describeNamed() {
+  const m = state.models?.find((x) => x.name === $("model-name").value);
+  $("model-name-info").textContent = m
+    ? `${m.description}.${m.licence ? ` Licence: ${m.licence}.` : ""} Downloaded from its publishers and converted here once, then kept in this browser.`
+    : "";
+}
+
 async function start() {
   setInputsEnabled(false);
   let status;
   try {
-    status = await call("status");
+    state.named = await namedOptions();
+    status = await call("status", { named: state.named });
   } catch (e) {
     showFatal(`tokenclip could not start: ${explain(e)}`);
     return;
@@ -419,6 +482,8 @@ async function start() {
     $("image-files").disabled = true;
     return;
   }
+  if (status.modelsError) setModelStatus("error", `The model registry could not be read: ${status.modelsError}`);
+  fillNamed(status.models ?? []);
   $("webgpu-ok").hidden = false;
   $("webgpu-ok").textContent = `WebGPU adapter: ${status.webgpu.adapter}.`;
   setInputsEnabled(true);

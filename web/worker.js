@@ -32,7 +32,7 @@ function overlayOf(entry, opacity, threshold, colorBar) {
 }
 
 const ops = {
-  async status() {
+  async status({ named }) {
     const webgpu = await checkWebGpu();
     let cached = [];
     try {
@@ -40,12 +40,20 @@ const ops = {
     } catch {
       // No cache: nothing to offer.
     }
-    return { webgpu, cached };
+    let models = [];
+    let modelsError = null;
+    try {
+      models = Detector.models(named ?? {});
+    } catch (e) {
+      modelsError = e?.message ?? String(e);
+    }
+    return { webgpu, cached, models, modelsError };
   },
 
-  async load({ source, cacheKey }, progress) {
+  // `source`: a name, URL, File or bytes; `named`: hub/GitHub endpoints and an extra registry.
+  async load({ source, cacheKey, named }, progress) {
     const t0 = performance.now();
-    const options = { onProgress: progress };
+    const options = { onProgress: progress, ...(named ?? {}) };
     const next = cacheKey ? await Detector.loadCached(cacheKey, options) : await Detector.load(source, options);
     const ms = performance.now() - t0;
     detector?.free();

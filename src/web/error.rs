@@ -89,10 +89,24 @@ impl From<Error> for WebError {
             Error::Backend(b) => b.into(),
             Error::Model(m) => m.into(),
             Error::Input(i) => i.into(),
+            Error::Hub(h) => h.into(),
             // Errors of layers the browser build does not use (datasets, training).
             #[allow(unreachable_patterns)]
             other => WebError::argument(other.to_string()),
         }
+    }
+}
+
+impl From<crate::hub::HubError> for WebError {
+    fn from(e: crate::hub::HubError) -> Self {
+        use crate::hub::HubError as H;
+        let kind = match &e {
+            H::Registry { .. } | H::UnknownModel { .. } => ErrorKind::Argument,
+            H::NotAModel { .. } => ErrorKind::Model,
+            H::Io { .. } => ErrorKind::Storage,
+            _ => ErrorKind::Network,
+        };
+        WebError::new(kind, e.to_string())
     }
 }
 

@@ -209,7 +209,7 @@ fn url_name(url: &str) -> String {
 }
 
 /// Reads a cached entry's body.
-async fn from_cache(
+pub(super) async fn from_cache(
     response: Response,
     model: cache::CachedModel,
     progress: &Progress,

@@ -5,7 +5,8 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** A model file: a URL (absolute, or relative to the page), its bytes, or a Blob/File. */
+/** A model: a name (see `Detector.models()`; downloaded, checked and converted on first use,
+ * then cached), a model file's URL (absolute, or relative to the page), its bytes, or a Blob/File. */
 export type ModelSource = string | URL | ArrayBuffer | ArrayBufferView | Blob;
 
 /** An image: an ImageBitmap, a Blob/File (PNG and JPEG are decoded exactly as the native CLI
@@ -13,8 +14,25 @@ export type ModelSource = string | URL | ArrayBuffer | ArrayBufferView | Blob;
 export type ImageSource = ImageBitmap | Blob | ImageData | ImageBitmapSource;
 
 /** Loading phases: `gpu` (opening the adapter, building pipelines), `cache` (reading the
- * browser's model cache), `download`, `read` (a Blob/File), `upload` (tensors to the GPU). */
-export type LoadPhase = "gpu" | "cache" | "download" | "read" | "upload";
+ * browser's model cache), `download`, `verify` (a named model's files against their hashes),
+ * `convert` (a named model's checkpoint into a model file), `read` (a Blob/File), `upload`
+ * (tensors to the GPU). */
+export type LoadPhase = "gpu" | "cache" | "download" | "verify" | "convert" | "read" | "upload";
+
+/** A name `Detector.load` accepts (see `Detector.models()`). */
+export interface NamedModel {
+  name: string;
+  description: string;
+  licence: string | null;
+  /** Suggested first on small machines. */
+  light: boolean;
+  /** The CLI's default model. */
+  default: boolean;
+  /** Bytes its original files take to download (null when not pinned). */
+  downloadBytes: number | null;
+  /** The key its converted file is cached under (see `Detector.cachedModels()`). */
+  cacheKey: string;
+}
 
 /** One progress report: `loaded` of `total` bytes (`total` is null when unknown). */
 export interface LoadProgress {
@@ -30,6 +48,13 @@ export interface LoadOptions {
    * absolute URL and Files under their name, size and date; plain bytes and Blobs only under an
    * explicit key. A string: cache under that key. `false`: do not cache. */
   cache?: boolean | string;
+  /** For named models: the Hugging Face hub's address (default https://huggingface.co), e.g. a
+   * mirror. */
+  hubEndpoint?: string;
+  /** For named models: GitHub's raw file server (default https://raw.githubusercontent.com). */
+  githubEndpoint?: string;
+  /** For named models: the text of a registry file (the CLI's format) adding or replacing names. */
+  registry?: string;
 }
 
 /** Where a loaded model's bytes came from. */

@@ -59,20 +59,38 @@ fn not_found_unknown_names_and_bad_registries() {
 }
 
 #[test]
-fn html_instead_of_a_model_is_refused() {
-    let dir = scratch("hub-html");
+fn model_urls_download_once_and_pages_are_refused() {
+    let dir = scratch("hub-urls");
     let e = HubEnv::new(&dir);
     let msg = fails(&e.run(&["fetch", "html"]));
     assert!(msg.contains("login.safetensors") && msg.contains("HTML"), "{msg}");
-    // A --model URL too.
-    let url = format!("{}/files/login.safetensors", e.gh.url);
-    let msg = fails(&e.run(&["info", "--model", &url]));
+    let page = format!("{}/files/login.safetensors", e.gh.url);
+    let msg = fails(&e.run(&["info", "--model", &page]));
     assert!(msg.contains("does not serve a model file"), "{msg}");
     assert_no_partials(&e.cache);
-    // A URL of a real model file works, and is kept for later runs.
-    let url = format!("{}/files/model.safetensors", e.gh.url);
-    let out = e.run(&["info", "--model", &url]);
-    assert!(!stderr(&out).contains("does not serve"), "{}", stderr(&out));
+    // A model file made by `import`, served at a URL: downloaded once, then read from the cache.
+    let model = dir.join("det.safetensors");
+    let imp = e.run(&[
+        "import",
+        "--clip",
+        e.clip_file.to_str().unwrap(),
+        "--prompts",
+        e.pth_file.to_str().unwrap(),
+        "--image-size",
+        "64",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(imp.status.success(), "{}", stderr(&imp));
+    e.gh.file("/files/det.safetensors", std::sync::Arc::new(std::fs::read(&model).unwrap()));
+    let url = format!("{}/files/det.safetensors", e.gh.url);
+    let image = crate::common::clip::shared_data().join("saa-demo/carpet.png");
+    for round in 0..2 {
+        let out = dir.join(format!("out{round}"));
+        let run = e.run(&["detect", "--model", &url, "--out", out.to_str().unwrap(), image.to_str().unwrap()]);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    assert_eq!(e.gh.count("GET", "/files/det.safetensors"), 1);
 }
 
 #[test]

@@ -134,7 +134,11 @@ def named_fixtures(tokenclip, images, hub_url):
         f'clip = {{ hub = "test/tiny-clip", revision = "{NAMED_COMMIT}", file = "open_clip_model.safetensors" }}\n'
         f'prompts = {{ github = "test/anomalyclip", commit = "{PTH_COMMIT}", path = "checkpoints/m1/epoch_15.pth", '
         f'size = {len(pth)}, git_blob = "{blob}" }}\n'
-        'import = { image_size = 64, dtype = "f16", vision_only = true }\n')
+        'import = { image_size = 64, dtype = "f16", vision_only = true }\n'
+        # The same CLIP pinned with another sha256: refused after the download, nothing cached.
+        '[model.tiny-web-bad-hash]\ndescription = "pins the wrong hash"\nensemble = "object"\n'
+        f'clip = {{ hub = "test/tiny-clip", revision = "{NAMED_COMMIT}", file = "open_clip_model.safetensors", '
+        f'sha256 = "{"0" * 64}" }}\n')
     registry = FIXTURES / "named-registry.toml"
     registry.write_text(FakeHub.registry)
     out = FIXTURES / "named-native"
@@ -607,6 +611,14 @@ def check_named(b, url, tokenclip, images, report):
             log(f"named {img.name}: score |Δ| {score_err:.1e} against the CLI's detect --model tiny-web, "
                 f"map max |Δ| {map_err:.1e}")
             assert map_err <= MAP_TOL and score_err <= SCORE_TOL, (img.name, map_err, score_err)
+        # A wrong hash: a network error naming the source; the loaded model stays in use.
+        b.js("document.getElementById('model-name').value = 'tiny-web-bad-hash';"
+             "document.getElementById('model-status').dataset.state = 'loading';")
+        b.click("#model-name-load")
+        st = wait_model(b)
+        assert st["state"] == "error" and st["kind"] == "network", st
+        assert "sha256" in st["text"] and "test/tiny-clip" in st["text"] and "still using tiny-web" in st["text"], st
+        log(f"named model with a wrong hash: {st['text']}")
         # A reload: the converted model comes from the browser's cache, without the hub.
         FakeHub.seen.clear()
         b.open(url + "/index.html" + query)

@@ -45,22 +45,7 @@ fn detect_by_name_equals_import_then_detect_and_reruns_offline() {
 
     // The same files through `import` + `detect`.
     let model = dir.join("imported.safetensors");
-    let imp = e.run(&[
-        "import",
-        "--clip",
-        e.clip_file.to_str().unwrap(),
-        "--prompts",
-        e.pth_file.to_str().unwrap(),
-        "--image-size",
-        "64",
-        "--dpam-start",
-        "1",
-        "--feature-layers",
-        "4",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(imp.status.success(), "{}", stderr(&imp));
+    e.import_tiny(&model);
     let by_file = dir.join("by-file");
     let run2 = e.run(&[
         "detect",

@@ -142,6 +142,26 @@ impl HubEnv {
         c.args(args).output().unwrap()
     }
 
+    /// `tokenclip import` of the tiny CLIP and prompts with the settings of the registry's `tiny`.
+    pub fn import_tiny(&self, out: &Path) {
+        let run = self.run(&[
+            "import",
+            "--clip",
+            self.clip_file.to_str().unwrap(),
+            "--prompts",
+            self.pth_file.to_str().unwrap(),
+            "--image-size",
+            "64",
+            "--dpam-start",
+            "1",
+            "--feature-layers",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+
     /// The converted model file of a name (the only one in the cache's `models/`).
     pub fn converted(&self, name: &str) -> PathBuf {
         let dir = self.cache.join("models");

@@ -70,18 +70,7 @@ fn model_urls_download_once_and_pages_are_refused() {
     assert_no_partials(&e.cache);
     // A model file made by `import`, served at a URL: downloaded once, then read from the cache.
     let model = dir.join("det.safetensors");
-    let imp = e.run(&[
-        "import",
-        "--clip",
-        e.clip_file.to_str().unwrap(),
-        "--prompts",
-        e.pth_file.to_str().unwrap(),
-        "--image-size",
-        "64",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(imp.status.success(), "{}", stderr(&imp));
+    e.import_tiny(&model);
     e.gh.file("/files/det.safetensors", std::sync::Arc::new(std::fs::read(&model).unwrap()));
     let url = format!("{}/files/det.safetensors", e.gh.url);
     let image = crate::common::clip::shared_data().join("saa-demo/carpet.png");

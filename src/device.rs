@@ -10,7 +10,9 @@ use crate::backend::BackendError;
 /// Which backend the user asked for (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// A GPU adapter if one works, else the CPU.
+    /// A GPU adapter if one works and is a real GPU, else the CPU: a software renderer
+    /// (lavapipe, llvmpipe, SwiftShader) is much slower than the CPU backend, so it is used only
+    /// when asked for by name (`--adapter`) or with [`BackendChoice::Gpu`].
     #[default]
     Auto,
     /// A GPU adapter or an error.
@@ -41,6 +43,9 @@ impl fmt::Display for BackendChoice {
     }
 }
 
+/// How wgpu names an adapter that runs on the CPU (lavapipe, llvmpipe, SwiftShader, WARP).
+pub const SOFTWARE_ADAPTER: &str = "Cpu";
+
 /// An opened backend: model code matches on it once and runs generically on the inner value.
 #[derive(Debug)]
 pub enum Device {
@@ -51,18 +56,27 @@ pub enum Device {
 }
 
 impl Device {
-    /// Opens the backend `choice` names. With [`BackendChoice::Auto`] a GPU failure falls back
-    /// to the CPU and the reason is returned beside it, for the caller to show.
+    /// Opens the backend `choice` names. With [`BackendChoice::Auto`] a GPU failure, or an
+    /// adapter that is a software renderer, falls back to the CPU, and why is returned beside
+    /// it, for the caller to show.
     ///
     /// # Errors
     /// With [`BackendChoice::Gpu`], whatever [`GpuBackend::new`] returns.
-    pub async fn open(choice: BackendChoice, gpu: &GpuOptions) -> Result<(Device, Option<BackendError>), BackendError> {
+    pub async fn open(choice: BackendChoice, gpu: &GpuOptions) -> Result<(Device, Option<String>), BackendError> {
         match choice {
             BackendChoice::Cpu => Ok((Device::Cpu(CpuBackend::new()), None)),
             BackendChoice::Gpu => Ok((Device::Gpu(Box::new(GpuBackend::new(gpu).await?)), None)),
             BackendChoice::Auto => match GpuBackend::new(gpu).await {
+                Ok(g) if gpu.adapter.is_none() && g.context().adapter.device_type == SOFTWARE_ADAPTER => {
+                    let why = format!(
+                        "the only GPU adapter, {}, is a software renderer, slower than the CPU backend; \
+                         --backend gpu uses it anyway",
+                        g.context().adapter.name
+                    );
+                    Ok((Device::Cpu(CpuBackend::new()), Some(why)))
+                }
                 Ok(g) => Ok((Device::Gpu(Box::new(g)), None)),
-                Err(e) => Ok((Device::Cpu(CpuBackend::new()), Some(e))),
+                Err(e) => Ok((Device::Cpu(CpuBackend::new()), Some(e.to_string()))),
             },
         }
     }

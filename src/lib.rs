@@ -9,7 +9,7 @@
 
 pub mod backend;
 pub mod clip;
-mod device;
+pub mod device;
 pub mod eval;
 pub mod hub;
 pub mod io;

@@ -33,6 +33,17 @@ pub fn run(g: &Global, args: &InfoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match pollster::block_on(GpuBackend::new(&g.gpu)) {
+        Ok(gpu)
+            if g.backend == BackendChoice::Auto
+                && g.gpu.adapter.is_none()
+                && gpu.context().adapter.device_type == tokenclip::device::SOFTWARE_ADAPTER =>
+        {
+            println!(
+                "chosen: cpu (the only GPU adapter, {}, is a software renderer, slower than the CPU backend; \
+                 --backend gpu uses it anyway)",
+                gpu.context().adapter.name
+            );
+        }
         Ok(gpu) => print_gpu(&gpu),
         Err(e) if g.backend == BackendChoice::Auto => {
             println!("chosen: cpu (no usable GPU: {e})");

@@ -109,9 +109,36 @@ fn detect_png_folder(backend: &str) {
         assert_eq!(row["flagged"].as_bool().unwrap(), got >= 0.3);
     }
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "path,score,max,flagged,error");
+    assert_eq!(csv.lines().next().unwrap(), "path,score,max,flagged,overlay,map,error");
     assert_eq!(csv.lines().count(), 3);
     assert_no_temp_files(&out);
+}
+
+/// `scores.json` / `scores.csv` name each image's output files, clashing names included.
+#[test]
+fn scores_name_each_images_output_files() {
+    let dir = scratch("detect-names");
+    let model = m4_model(&dir);
+    let image = shared_data().join("saa-demo/carpet.png");
+    for sub in ["x", "y"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(&image, dir.join(sub).join("a.png")).unwrap();
+    }
+    let out = dir.join("out");
+    let (a, b) = (dir.join("x/a.png"), dir.join("y/a.png"));
+    let run =
+        tokenclip(&os(&[&"--backend", &"cpu", &"detect", &"--model", &model, &"--out", &out, &"--save-maps", &a, &b]));
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("scores.json")).unwrap()).unwrap();
+    let rows = json["images"].as_array().unwrap();
+    let names: Vec<(&str, &str)> =
+        rows.iter().map(|r| (r["overlay"].as_str().unwrap(), r["map"].as_str().unwrap())).collect();
+    assert_eq!(names, [("a.overlay.png", "a.map.npy"), ("a~2.overlay.png", "a~2.map.npy")]);
+    for (overlay, map) in names {
+        assert!(out.join(overlay).is_file() && out.join(map).is_file());
+    }
+    let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    assert!(csv.lines().nth(2).unwrap().ends_with(",a~2.overlay.png,a~2.map.npy,"), "{csv}");
 }
 
 #[test]

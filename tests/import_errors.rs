@@ -228,3 +228,59 @@ fn cli_import_failure_exits_non_zero_and_leaves_nothing() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "temporary files left behind");
 }
+
+/// The activation is never guessed: a checkpoint that does not say needs `--activation`, a
+/// stated one must agree with the source, and a config must describe the tensors beside it.
+#[test]
+fn activations_are_stated_by_the_source_or_refused() {
+    let dir = scratch("activation");
+    // An open_clip file without its open_clip_config.json.
+    let src = tiny(&dir);
+    std::fs::remove_file(dir.join("open_clip_config.json")).unwrap();
+    let (_, msg) = import_fails(&src, &dir);
+    assert!(msg.contains("--activation quick-gelu") && msg.contains("open_clip_config.json"), "{msg}");
+
+    // --activation against what the config says.
+    let dir = scratch("activation-contradiction");
+    let src = gunzip("checkpoints/openclip_gelu/open_clip_model.safetensors.gz", &dir);
+    let mut opts = ImportOptions::default();
+    opts.activation = Some(tokenclip::clip::config::Activation::QuickGelu);
+    let msg = import_clip(&src, &dir.join("out.safetensors"), &opts).unwrap_err().to_string();
+    assert!(msg.contains("--activation quick_gelu contradicts model_cfg.quick_gelu"), "{msg}");
+
+    // Configs that contradict the tensors, and an activation this program does not implement.
+    for (folder, file, cfg, from, to, needle) in [
+        (
+            "openclip_gelu",
+            "open_clip_model.safetensors.gz",
+            "open_clip_config.json",
+            "\"width\": 64",
+            "\"width\": 96",
+            "model_cfg.vision_cfg.width is 96",
+        ),
+        (
+            "hf_gelu",
+            "model.safetensors.gz",
+            "config.json",
+            "\"num_hidden_layers\": 1",
+            "\"num_hidden_layers\": 12",
+            "num_hidden_layers is 12",
+        ),
+        (
+            "hf_gelu",
+            "model.safetensors.gz",
+            "config.json",
+            "\"hidden_act\": \"gelu\"",
+            "\"hidden_act\": \"gelu_new\"",
+            "`gelu_new`",
+        ),
+    ] {
+        let dir = scratch(&format!("activation-{folder}"));
+        let src = gunzip(&format!("checkpoints/{folder}/{file}"), &dir);
+        let text = std::fs::read_to_string(dir.join(cfg)).unwrap();
+        assert!(text.contains(from), "{cfg} has no {from}");
+        std::fs::write(dir.join(cfg), text.replacen(from, to, 1)).unwrap();
+        let (_, msg) = import_fails(&src, &dir);
+        assert!(msg.contains(needle), "{folder}: {msg}");
+    }
+}

@@ -59,6 +59,12 @@ fn compare(rows: usize, cols: usize, spread: f32, seed: u64) {
         Tol::ELEMENTWISE,
     );
     assert_close32(
+        &format!("gelu {what}"),
+        &read(g, &g.gelu(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        &read(&c, &c.gelu(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        Tol::ELEMENTWISE,
+    );
+    assert_close32(
         &format!("add {what}"),
         &read(g, &g.add(&g.upload(&x, &[rows, cols]).unwrap(), &g.upload(&y, &[rows, cols]).unwrap()).unwrap()),
         &read(&c, &c.add(&c.upload(&x, &[rows, cols]).unwrap(), &c.upload(&y, &[rows, cols]).unwrap()).unwrap()),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use common::clip::{fixture_path, import, scratch};
 use common::detect::{max_abs, tiny_clip, DetectFixture};
-use tokenclip::clip::config::{PromptConfig, TextConfig, WeightDType};
+use tokenclip::clip::config::{Activation, PromptConfig, TextConfig, WeightDType};
 use tokenclip::clip::model::ClipModel;
 use tokenclip::clip::model_file::ModelFile;
 use tokenclip::tokenclip::prompt_files::read_prompts;
@@ -92,10 +92,25 @@ fn check_prompt_gradients(model: &TextModel<f64>, p: &PromptTensors<f64>, entrie
     (worst_element, worst_dir)
 }
 
-/// A random tower (W 64, 4 layers, 2 heads, D 32) with M = 2 and 3 deep-prompt layers.
+/// A random tower (W 64, 4 layers, 2 heads, D 32) with M = 2 and 3 deep-prompt layers, with
+/// QuickGELU and with exact GELU.
 #[test]
 fn random_tower_prompt_gradients_match_finite_differences_f64() {
-    let text = TextConfig { width: 64, layers: 4, heads: 2, mlp_width: 256, context_length: 77, vocab_size: 49408 };
+    for activation in [Activation::QuickGelu, Activation::Gelu] {
+        random_tower_gradients(activation);
+    }
+}
+
+fn random_tower_gradients(activation: Activation) {
+    let text = TextConfig {
+        width: 64,
+        layers: 4,
+        heads: 2,
+        mlp_width: 256,
+        context_length: 77,
+        vocab_size: 49408,
+        activation,
+    };
     let src = RandomTextSource::new(&text, 32, 21);
     let mut cfg = PromptConfig::anomalyclip(2, 64);
     cfg.deep_layers = 3;
@@ -108,7 +123,10 @@ fn random_tower_prompt_gradients_match_finite_differences_f64() {
         deep: randn(&mut rng, z.deep.len(), 0.1),
     };
     let (element, directional) = check_prompt_gradients(&model, &p, 24, 23);
-    eprintln!("random tower: worst element error / max|g| {element:e}, worst directional rel error {directional:e}");
+    eprintln!(
+        "random tower, {}: worst element error / max|g| {element:e}, worst directional rel error {directional:e}",
+        activation.name()
+    );
 }
 
 /// The tiny fixture model (W 64, 4 layers, 1 head, D 64) imported to a model file, and the
@@ -153,6 +171,40 @@ fn forward_matches_prompts_encode_and_pytorch() {
             assert!(e <= 1e-5, "{e:e}");
         }
     }
+}
+
+/// An exact-GELU CLIP (tools/make_checkpoint_fixtures.py, open_clip with `quick_gelu = False`):
+/// the taped forward equals inference's `Prompts::encode`, and its gradients equal finite
+/// differences (f64).
+#[test]
+fn exact_gelu_clip_forward_and_gradients() {
+    let dir = scratch("train-text-gelu");
+    let src = common::clip::gunzip("checkpoints/openclip_gelu/open_clip_model.safetensors.gz", &dir);
+    let file = ModelFile::open(&import(&src, &dir, WeightDType::F32, false)).unwrap();
+    let text = file.config.clip.text.clone().unwrap();
+    assert_eq!(text.activation, Activation::Gelu);
+    // One text layer: no deep prompts (they start before layer 2); the random tower test has them.
+    let mut cfg = PromptConfig::anomalyclip(2, text.width);
+    cfg.deep_layers = 0;
+    let mut rng = Rng::new(41);
+    let z = PromptTensors::<f64>::zeros(&cfg);
+    let to32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let prompts = Prompts {
+        config: cfg.clone(),
+        ctx_normal: to32(randn(&mut rng, z.ctx_normal.len(), 0.1)),
+        ctx_abnormal: to32(randn(&mut rng, z.ctx_abnormal.len(), 0.1)),
+        deep: to32(randn(&mut rng, z.deep.len(), 0.1)),
+    };
+    let be = common::cpu();
+    let clip = ClipModel::load(&file, &file.config, &be).unwrap();
+    let want = pollster::block_on(prompts.encode(&be, clip.text.as_ref().unwrap())).unwrap();
+    let (out, _) = TextModel::<f32>::load(&file, &text, &cfg).unwrap().forward(&prompts).unwrap();
+    let e = max_abs(&out.normal, &want.normal).max(max_abs(&out.abnormal, &want.abnormal));
+    eprintln!("exact GELU: max |taped forward − Prompts::encode (cpu)| = {e:e}");
+    assert!(e <= 1e-5, "{e:e}");
+    let model = TextModel::<f64>::load(&file, &text, &cfg).unwrap();
+    let (element, directional) = check_prompt_gradients(&model, &PromptTensors::from_prompts(&prompts), 16, 43);
+    eprintln!("exact GELU CLIP: worst element error / max|g| {element:e}, worst directional rel error {directional:e}");
 }
 
 /// `tests/fixtures/train_text_grads.safetensors`, all f64.
@@ -215,7 +267,15 @@ fn max_abs_f64(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn load_and_forward_reject_mismatched_prompts() {
-    let text = TextConfig { width: 32, layers: 2, heads: 1, mlp_width: 64, context_length: 77, vocab_size: 49408 };
+    let text = TextConfig {
+        width: 32,
+        layers: 2,
+        heads: 1,
+        mlp_width: 64,
+        context_length: 77,
+        vocab_size: 49408,
+        activation: Default::default(),
+    };
     let src = RandomTextSource::new(&text, 16, 41);
     let mut cfg = PromptConfig::anomalyclip(1, 32);
     cfg.deep_layers = 1;

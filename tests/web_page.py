@@ -89,6 +89,8 @@ def make_fixtures(tokenclip):
     FIXTURES.mkdir(parents=True, exist_ok=True)
     clip = FIXTURES / "clip.safetensors"
     gz = ROOT / "tests/fixtures/detect_tiny/clip.safetensors.gz"
+    # The model's open_clip_config.json beside it, as the hub ships it: import reads the activation there.
+    shutil.copy(ROOT / "tests/fixtures/detect_tiny/clip.open_clip_config.json", FIXTURES / "open_clip_config.json")
     prompts = ROOT / "tests/fixtures/detect_tiny/prompts_m4.safetensors"
     if not fresh(clip, gz):
         with gzip.open(gz) as src, open(clip, "wb") as dst:
@@ -134,9 +136,10 @@ def named_fixtures(tokenclip, images, hub_url):
         f'clip = {{ hub = "test/tiny-clip", revision = "{NAMED_COMMIT}", file = "open_clip_model.safetensors" }}\n'
         f'prompts = {{ github = "test/anomalyclip", commit = "{PTH_COMMIT}", path = "checkpoints/m1/epoch_15.pth", '
         f'size = {len(pth)}, git_blob = "{blob}" }}\n'
-        'import = { image_size = 64, dtype = "f16", vision_only = true }\n'
+        'import = { image_size = 64, dtype = "f16", vision_only = true, activation = "quick_gelu" }\n'
         # The same CLIP pinned with another sha256: refused after the download, nothing cached.
         '[model.tiny-web-bad-hash]\ndescription = "pins the wrong hash"\nensemble = "object"\n'
+        'import = { activation = "quick_gelu" }\n'
         f'clip = {{ hub = "test/tiny-clip", revision = "{NAMED_COMMIT}", file = "open_clip_model.safetensors", '
         f'sha256 = "{"0" * 64}" }}\n')
     registry = FIXTURES / "named-registry.toml"

@@ -147,9 +147,9 @@ def gz(src, dst):
         shutil.copyfileobj(f, g)
 
 
-def hf_model_from(oc):
+def hf_model_from(oc, act="quick_gelu"):
     """A transformers CLIPModel holding open_clip model `oc`'s weights (the mapping HF's own
-    conversion script uses)."""
+    conversion script uses), with MLP activation `act` in both towers."""
     from transformers import CLIPConfig, CLIPModel
 
     v, t = oc.visual, oc
@@ -157,10 +157,10 @@ def hf_model_from(oc):
     cfg = CLIPConfig(
         vision_config=dict(hidden_size=vw, intermediate_size=4 * vw, num_hidden_layers=len(v.transformer.resblocks),
                            num_attention_heads=vw // 64, image_size=v.image_size[0], patch_size=v.patch_size[0],
-                           hidden_act="quick_gelu"),
+                           hidden_act=act),
         text_config=dict(hidden_size=tw, intermediate_size=4 * tw, num_hidden_layers=len(oc.transformer.resblocks),
                          num_attention_heads=tw // 64, max_position_embeddings=77, vocab_size=49408,
-                         hidden_act="quick_gelu", eos_token_id=49407, bos_token_id=49406, pad_token_id=0),
+                         hidden_act=act, eos_token_id=49407, bos_token_id=49406, pad_token_id=0),
         projection_dim=v.proj.shape[1],
     )
     hf = CLIPModel(cfg).eval()

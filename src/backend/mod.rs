@@ -188,6 +188,10 @@ pub trait Backend {
     /// QuickGELU, `x · sigmoid(1.702 x)`, elementwise.
     fn quick_gelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
 
+    /// Exact GELU, `x · Φ(x) = ½ x (1 + erf(x / √2))`, elementwise; erf as PyTorch's vectorised
+    /// CPU kernel computes it (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7).
+    fn gelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
+
     /// Elementwise sum of two tensors of the same shape (residual connections).
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
 

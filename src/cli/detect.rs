@@ -120,11 +120,13 @@ fn detect_all<B: Backend>(
     for input in images {
         progress.set_message(input.path.display().to_string());
         let row = match detect_one(be, &detector, args, input) {
-            Ok(d) => ScoreRow {
+            Ok((d, written)) => ScoreRow {
                 path: input.path.display().to_string(),
                 score: Some(d.score),
                 max: Some(d.map_max),
                 flagged: args.threshold.map(|t| d.score >= t),
+                overlay: Some(written.overlay),
+                map: written.map,
                 error: None,
             },
             Err(e) => {
@@ -135,6 +137,8 @@ fn detect_all<B: Backend>(
                     score: None,
                     max: None,
                     flagged: None,
+                    overlay: None,
+                    map: None,
                     error: Some(msg),
                 }
             }
@@ -151,14 +155,21 @@ fn detect_one<B: Backend>(
     detector: &Detector<B>,
     args: &DetectArgs,
     input: &InputImage,
-) -> anyhow::Result<Detection> {
+) -> anyhow::Result<(Detection, Written)> {
     let name = input.path.display().to_string();
     let img = read_image(&input.path, &ImageLimits::default())?;
     let size = detector.input_size();
     let pixels = detection_pixels(&img, size as u32, &name)?;
     let d = pollster::block_on(detector.detect(be, &pixels))?;
-    write_outputs(detector, args, input, &img, &d).with_context(|| format!("writing the results of {name}"))?;
-    Ok(d)
+    let written =
+        write_outputs(detector, args, input, &img, &d).with_context(|| format!("writing the results of {name}"))?;
+    Ok((d, written))
+}
+
+/// The files written for one image, relative to the output folder (as `scores.*` name them).
+struct Written {
+    overlay: String,
+    map: Option<String>,
 }
 
 fn write_outputs<B: Backend>(
@@ -167,8 +178,9 @@ fn write_outputs<B: Backend>(
     input: &InputImage,
     img: &RgbImage,
     d: &Detection,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Written> {
     let stem = args.out.join(&input.out_stem);
+    let rel = |suffix: &str| with_suffix(&input.out_stem, suffix).to_string_lossy().replace('\\', "/");
     if let Some(parent) = stem.parent() {
         ensure_dir(parent)?;
     }
@@ -185,7 +197,7 @@ fn write_outputs<B: Backend>(
         let map = resize_map(&d.map, d.size, d.size, w, h)?;
         write_atomic(&with_suffix(&stem, "map.npy"), &npy_f32(&map, &[h, w]))?;
     }
-    Ok(())
+    Ok(Written { overlay: rel("overlay.png"), map: args.save_maps.then(|| rel("map.npy")) })
 }
 
 /// `dir/name` → `dir/name.suffix` (the stem may itself contain dots).

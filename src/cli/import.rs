@@ -15,6 +15,11 @@ pub struct ImportArgs {
     /// Hugging Face `CLIPModel` `model.safetensors`.
     #[arg(long)]
     clip: PathBuf,
+    /// The MLP activation, when the checkpoint does not say (an open_clip file without its
+    /// open_clip_config.json beside it): quick-gelu (OpenAI's CLIPs, `-quickgelu` models) or
+    /// gelu (open_clip's own models).
+    #[arg(long)]
+    activation: Option<tokenclip::clip::config::Activation>,
     /// Storage type of the weight matrices (f16 halves the file; maths stays f32).
     #[arg(long, default_value = "f32")]
     dtype: WeightDType,
@@ -93,6 +98,7 @@ impl DetectionArgs {
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let mut opts = ImportOptions::default();
     opts.dtype = args.dtype;
+    opts.activation = args.activation;
     opts.image_size = args.image_size;
     opts.dpam_start = args.dpam_start;
     opts.feature_layers = args.feature_layers.clone();

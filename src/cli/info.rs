@@ -93,13 +93,24 @@ pub fn print_config(c: &tokenclip::clip::config::ModelConfig) {
     let v = &c.clip.vision;
     println!("  architecture: {}", c.clip.name.as_deref().unwrap_or("custom CLIP ViT"));
     println!(
-        "  vision: width {}, {} layers, {} heads, patch {}, native {} px; embedding {}",
-        v.width, v.layers, v.heads, v.patch_size, v.image_size, c.clip.embed_dim
+        "  vision: width {}, {} layers, {} heads, patch {}, native {} px, {}; embedding {}",
+        v.width,
+        v.layers,
+        v.heads,
+        v.patch_size,
+        v.image_size,
+        v.activation.name(),
+        c.clip.embed_dim
     );
     match &c.clip.text {
-        Some(t) => {
-            println!("  text: width {}, {} layers, {} heads, context {}", t.width, t.layers, t.heads, t.context_length)
-        }
+        Some(t) => println!(
+            "  text: width {}, {} layers, {} heads, context {}, {}",
+            t.width,
+            t.layers,
+            t.heads,
+            t.context_length,
+            t.activation.name()
+        ),
         None => println!("  text: none (vision-only file)"),
     }
     println!(

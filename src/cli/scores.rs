@@ -19,6 +19,11 @@ pub struct ScoreRow {
     pub max: Option<f32>,
     /// Whether the score reached `--threshold` (`None` without a threshold).
     pub flagged: Option<bool>,
+    /// The overlay written for it, relative to the output folder (name clashes get `~2`, so
+    /// a script cannot guess it).
+    pub overlay: Option<String>,
+    /// The `.npy` map written for it (with `--save-maps`), relative to the output folder.
+    pub map: Option<String>,
     /// Why the input was skipped.
     pub error: Option<String>,
 }
@@ -32,10 +37,10 @@ struct Report<'a> {
 
 /// Writes `dir/scores.csv` and `dir/scores.json` for `rows`, in their order.
 ///
-/// CSV: header `path,score,max,flagged,error`, fields quoted as RFC 4180 says when they hold a
+/// CSV: header `path,score,max,flagged,overlay,map,error`, fields quoted as RFC 4180 says when they hold a
 /// comma, a quote or a line break, floats written with the fewest digits that read back to the
 /// same f32, empty cells for `None`. JSON: `{"threshold": x|null, "images": [{"path", "score",
-/// "max", "flagged", "error"}, …]}` with `null` for `None` (and for NaN or infinite values,
+/// "max", "flagged", "overlay", "map", "error"}, …]}` with `null` for `None` (and for NaN or infinite values,
 /// which JSON cannot hold).
 ///
 /// # Errors
@@ -51,14 +56,17 @@ pub fn write_scores(dir: &Path, rows: &[ScoreRow], threshold: Option<f32>) -> an
 
 /// The CSV text, one line per row after the header, each ended by `\n`.
 fn scores_csv(rows: &[ScoreRow]) -> String {
-    let mut out = String::from("path,score,max,flagged,error\n");
+    let mut out = String::from("path,score,max,flagged,overlay,map,error\n");
     for r in rows {
+        let text = |v: &Option<String>| v.as_deref().map(csv_field).unwrap_or_default();
         let cells = [
             csv_field(&r.path),
             cell(r.score),
             cell(r.max),
             cell(r.flagged),
-            r.error.as_deref().map(csv_field).unwrap_or_default(),
+            text(&r.overlay),
+            text(&r.map),
+            text(&r.error),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');
@@ -85,7 +93,15 @@ mod tests {
     use super::*;
 
     fn row(path: &str, score: f32) -> ScoreRow {
-        ScoreRow { path: path.into(), score: Some(score), max: Some(0.75), flagged: Some(true), error: None }
+        ScoreRow {
+            path: path.into(),
+            score: Some(score),
+            max: Some(0.75),
+            flagged: Some(true),
+            overlay: Some(format!("{path}.overlay.png")),
+            map: None,
+            error: None,
+        }
     }
 
     #[test]
@@ -106,10 +122,10 @@ mod tests {
         };
         let unflagged = ScoreRow { flagged: None, ..row("c.png", 1e-7) };
         let csv = scores_csv(&[row("a.png", 0.1), failed, unflagged]);
-        let want = "path,score,max,flagged,error\n\
-                    a.png,0.1,0.75,true,\n\
-                    \"b,c.jpg\",,,,\"cannot decode image: \"\"bad\"\"\"\n\
-                    c.png,0.0000001,0.75,,\n";
+        let want = "path,score,max,flagged,overlay,map,error\n\
+                    a.png,0.1,0.75,true,a.png.overlay.png,,\n\
+                    \"b,c.jpg\",,,,,,\"cannot decode image: \"\"bad\"\"\"\n\
+                    c.png,0.0000001,0.75,,c.png.overlay.png,,\n";
         assert_eq!(csv, want);
         for v in [0.1f32, 1.0 / 3.0, 1e-7, 123456.79, f32::MIN_POSITIVE] {
             assert_eq!(cell(Some(v)).parse::<f32>().unwrap(), v);
@@ -137,7 +153,8 @@ mod tests {
         assert_eq!(images.len(), 3);
         assert_eq!(
             images[0],
-            serde_json::json!({"path": "a.png", "score": 0.25, "max": 0.75, "flagged": true, "error": null})
+            serde_json::json!({"path": "a.png", "score": 0.25, "max": 0.75, "flagged": true,
+                               "overlay": "a.png.overlay.png", "map": null, "error": null})
         );
         assert_eq!(images[1]["error"], "unreadable");
         assert!(images[1]["score"].is_null() && images[1]["flagged"].is_null());

@@ -10,6 +10,40 @@ pub const HEAD_WIDTH: usize = 64;
 /// LayerNorm epsilon of every CLIP LayerNorm (PyTorch's default).
 pub const LAYER_NORM_EPS: f32 = 1e-5;
 
+/// The MLP activation of a CLIP tower (open_clip's `act_layer`, Hugging Face's `hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x · sigmoid(1.702 x)`: OpenAI's CLIPs and open_clip's `-quickgelu` models. Model files
+    /// written before the activation was recorded hold these.
+    #[default]
+    QuickGelu,
+    /// Exact GELU, `x · Φ(x)` with the error function (PyTorch's `nn.GELU()` default): open_clip's
+    /// own models (LAION, DataComp, MetaCLIP, …).
+    Gelu,
+}
+
+impl Activation {
+    /// The name used in model files, registries and `--activation`'s help.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::QuickGelu => "quick_gelu",
+            Activation::Gelu => "gelu",
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick-gelu" | "quick_gelu" | "quickgelu" => Ok(Activation::QuickGelu),
+            "gelu" => Ok(Activation::Gelu),
+            _ => Err(format!("unknown activation `{s}` (expected quick-gelu or gelu)")),
+        }
+    }
+}
+
 /// The vision tower of a CLIP ViT (open_clip `VisionTransformer`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisionConfig {
@@ -25,6 +59,9 @@ pub struct VisionConfig {
     pub patch_size: usize,
     /// Input size the checkpoint was trained at (its positional grid is `image_size / p`).
     pub image_size: usize,
+    /// The MLP activation.
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl VisionConfig {
@@ -49,6 +86,9 @@ pub struct TextConfig {
     pub context_length: usize,
     /// Token vocabulary (49408).
     pub vocab_size: usize,
+    /// The MLP activation.
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 /// A CLIP ViT: both towers and the joint embedding width.

@@ -31,7 +31,7 @@ impl<B: Backend> TextTower<B> {
             cfg: cfg.clone(),
             token_embedding: w.raw("token_embedding.weight")?,
             positional: w.tensor("positional_embedding")?,
-            blocks: load_blocks(&w.pp("transformer"), cfg.layers, cfg.heads)?,
+            blocks: load_blocks(&w.pp("transformer"), cfg.layers, cfg.heads, cfg.activation)?,
             ln_final: LayerNorm::load(&w.pp("ln_final"))?,
             text_projection: w.tensor("text_projection")?,
         })

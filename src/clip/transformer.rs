@@ -1,10 +1,11 @@
 //! The residual attention blocks both CLIP towers share (open_clip `ResidualAttentionBlock`,
-//! `Transformer`, with QuickGELU as in OpenAI's CLIP; METHOD.md A1).
+//! `Transformer`, with QuickGELU as in OpenAI's CLIP or exact GELU as open_clip's own models;
+//! METHOD.md A1).
 
 use crate::backend::{AttentionKind, AttentionMask, BLayout, Backend, TensorInfo};
 use crate::Error;
 
-use super::config::LAYER_NORM_EPS;
+use super::config::{Activation, LAYER_NORM_EPS};
 use super::weights::Weights;
 
 /// `nn.LayerNorm` (open_clip `LayerNorm`, computed in f32).
@@ -86,25 +87,31 @@ impl<B: Backend> Attention<B> {
     }
 }
 
-/// The MLP: `c_proj(QuickGELU(c_fc(x)))`.
+/// The MLP: `c_proj(act(c_fc(x)))`, `act` QuickGELU or exact GELU.
 pub struct Mlp<B: Backend> {
     c_fc: Linear<B>,
     c_proj: Linear<B>,
+    activation: Activation,
 }
 
 impl<B: Backend> Mlp<B> {
     /// Loads `c_fc` and `c_proj` under `w`'s prefix.
-    pub fn load(w: &Weights<'_, B>) -> Result<Self, Error> {
+    pub fn load(w: &Weights<'_, B>, activation: Activation) -> Result<Self, Error> {
         Ok(Mlp {
             c_fc: Linear::load(&w.pp("c_fc"), "weight", "bias")?,
             c_proj: Linear::load(&w.pp("c_proj"), "weight", "bias")?,
+            activation,
         })
     }
 
     /// # Shapes
     /// `x`: `[T, W]` → `[T, W]`.
     pub fn forward(&self, be: &B, x: &B::Tensor) -> Result<B::Tensor, Error> {
-        let h = be.quick_gelu(&self.c_fc.forward(be, x)?)?;
+        let fc = self.c_fc.forward(be, x)?;
+        let h = match self.activation {
+            Activation::QuickGelu => be.quick_gelu(&fc)?,
+            Activation::Gelu => be.gelu(&fc)?,
+        };
         self.c_proj.forward(be, &h)
     }
 }
@@ -121,12 +128,12 @@ pub struct ResidualBlock<B: Backend> {
 
 impl<B: Backend> ResidualBlock<B> {
     /// Loads `ln_1`, `attn`, `ln_2`, `mlp` under `w`'s prefix.
-    pub fn load(w: &Weights<'_, B>, heads: usize) -> Result<Self, Error> {
+    pub fn load(w: &Weights<'_, B>, heads: usize, activation: Activation) -> Result<Self, Error> {
         Ok(ResidualBlock {
             ln_1: LayerNorm::load(&w.pp("ln_1"))?,
             attn: Attention::load(&w.pp("attn"), heads)?,
             ln_2: LayerNorm::load(&w.pp("ln_2"))?,
-            mlp: Mlp::load(&w.pp("mlp"))?,
+            mlp: Mlp::load(&w.pp("mlp"), activation)?,
         })
     }
 
@@ -149,6 +156,7 @@ pub fn load_blocks<B: Backend>(
     w: &Weights<'_, B>,
     layers: usize,
     heads: usize,
+    activation: Activation,
 ) -> Result<Vec<ResidualBlock<B>>, Error> {
-    (0..layers).map(|i| ResidualBlock::load(&w.pp(format_args!("resblocks.{i}")), heads)).collect()
+    (0..layers).map(|i| ResidualBlock::load(&w.pp(format_args!("resblocks.{i}")), heads, activation)).collect()
 }

@@ -49,7 +49,7 @@ impl<B: Backend> VisionTower<B> {
             positional: Mutex::new(Vec::new()),
             conv1: w.tensor("conv1.weight")?,
             ln_pre: LayerNorm::load(&w.pp("ln_pre"))?,
-            blocks: load_blocks(&w.pp("transformer"), cfg.layers, cfg.heads)?,
+            blocks: load_blocks(&w.pp("transformer"), cfg.layers, cfg.heads, cfg.activation)?,
             ln_post: LayerNorm::load(&w.pp("ln_post"))?,
             proj: w.tensor("proj")?,
         })

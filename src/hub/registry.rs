@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::source::{is_commit, Digest, FileSource};
 use super::HubError;
-use crate::clip::config::{DetectionConfig, Mix, ScoreMode, WeightDType};
+use crate::clip::config::{Activation, DetectionConfig, Mix, ScoreMode, WeightDType};
 use crate::clip::import::{ImportOptions, PromptSource};
 
 /// The compiled-in registry.
@@ -40,6 +40,8 @@ pub struct ImportSettings {
     pub feature_layers: Option<Vec<usize>>,
     /// Storage type of the weight matrices.
     pub dtype: Option<WeightDType>,
+    /// The MLP activation (`quick_gelu` or `gelu`), when the checkpoint does not say itself.
+    pub activation: Option<Activation>,
     /// Leave the text tower out.
     #[serde(default)]
     pub vision_only: bool,
@@ -83,6 +85,7 @@ impl ImportSettings {
             vision_only: self.vision_only,
             prompts: Some(prompts),
             detection,
+            activation: self.activation,
         }
     }
 }

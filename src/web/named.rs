@@ -164,7 +164,7 @@ async fn convert(
     let shared = gpu::shared_gpu().await?;
     progress.report("gpu", 1.0, Some(1.0), true);
     progress.report("convert", 0.0, None, true);
-    let plan = plan_import(shared.be.as_ref(), &ckpt, None, &opts).await;
+    let plan = plan_import(shared.be.as_ref(), &ckpt, &Default::default(), &opts).await;
     // The text tower's weights went back to the pool when it was dropped: free them.
     shared.be.release_free_buffers();
     let plan = plan?;

@@ -23,16 +23,26 @@ pub fn scratch(test: &str) -> PathBuf {
 }
 
 /// Decompresses fixture `name` (`….gz`) into `dir`, keeping its file name minus `.gz`; copies
-/// sibling `config.json` files too (Hugging Face folders).
+/// the config files the hub ships beside a checkpoint too: a sibling `config.json` (Hugging
+/// Face) or `open_clip_config.json` (open_clip), or `STEM.open_clip_config.json` as
+/// `open_clip_config.json` (a fixture folder holding several checkpoints).
 pub fn gunzip(name: &str, dir: &Path) -> PathBuf {
     let src = fixture_path(name);
     let out = dir.join(src.file_name().unwrap().to_string_lossy().trim_end_matches(".gz"));
     let mut r = flate2::read::GzDecoder::new(std::fs::File::open(&src).unwrap());
     let mut w = std::fs::File::create(&out).unwrap();
     std::io::copy(&mut r, &mut w).unwrap();
-    let cfg = src.with_file_name("config.json");
-    if cfg.exists() {
-        std::fs::copy(cfg, dir.join("config.json")).unwrap();
+    for sidecar in ["config.json", "open_clip_config.json"] {
+        let cfg = src.with_file_name(sidecar);
+        if cfg.exists() {
+            std::fs::copy(cfg, dir.join(sidecar)).unwrap();
+        }
+    }
+    let file = src.file_name().unwrap().to_string_lossy().into_owned();
+    let stem = file.split('.').next().unwrap_or_default();
+    let own = src.with_file_name(format!("{stem}.open_clip_config.json"));
+    if own.exists() {
+        std::fs::copy(own, dir.join("open_clip_config.json")).unwrap();
     }
     out
 }
@@ -62,7 +72,12 @@ pub struct Expected {
 impl Expected {
     /// Loads the fixture.
     pub fn load() -> Self {
-        let bytes = std::fs::read(fixture_path("clip_tiny_expected.safetensors")).unwrap();
+        Self::load_from("clip_tiny_expected.safetensors")
+    }
+
+    /// Loads an expected-tensors fixture of the same layout (`name` under tests/fixtures).
+    pub fn load_from(name: &str) -> Self {
+        let bytes = std::fs::read(fixture_path(name)).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let tensors = st

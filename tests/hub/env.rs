@@ -62,7 +62,7 @@ impl HubEnv {
                 "prompts = {{ github = \"test/anomalyclip\", commit = \"{PTH_COMMIT}\", path = \"checkpoints/m1/epoch_15.pth\", size = {n}, git_blob = \"{b}\" }}"
             )
         };
-        let import = "import = { image_size = 64, dpam_start = 1, feature_layers = [4] }";
+        let import = "import = { image_size = 64, dpam_start = 1, feature_layers = [4], activation = \"quick_gelu\" }";
         let wrong = "0".repeat(64);
         let registry = format!(
             "[model.tiny]\ndescription = \"tiny\"\n{pinned}\n{}\n{import}\n\n\

@@ -25,7 +25,15 @@ use super::values;
 
 /// A tiny ViT (width 64, 2 layers, patch 8) at S = 48 with M = 2 subspaces, f16 weights.
 fn tiny_config(layers: usize, with_text_embeddings: bool) -> ModelConfig {
-    let vision = VisionConfig { width: 64, layers, heads: 1, mlp_width: 256, patch_size: 8, image_size: 32 };
+    let vision = VisionConfig {
+        width: 64,
+        layers,
+        heads: 1,
+        mlp_width: 256,
+        patch_size: 8,
+        image_size: 32,
+        activation: Default::default(),
+    };
     let clip = ClipConfig { name: None, embed_dim: 32, vision, text: None };
     let mut config = ModelConfig::for_clip(clip, WeightDType::F16);
     config.input_size = 48;

@@ -206,6 +206,11 @@ impl Backend for CpuBackend {
         Ok(Self::unary(x, |x, out| par::for_each_chunk(x, out, elementwise::quick_gelu)))
     }
 
+    fn gelu(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        check::rows_cols("gelu", "x", x)?;
+        Ok(Self::unary(x, |x, out| par::for_each_chunk(x, out, elementwise::gelu)))
+    }
+
     fn add(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor, BackendError> {
         check::same_shape("add", a, b)?;
         Ok(Self::unary(a, |a, out| elementwise::add(a, b.data(), out)))

@@ -30,6 +30,12 @@ pub fn quick_gelu(gpu: &GpuBackend, x: &GpuTensor) -> Result<GpuTensor, BackendE
     launch(gpu, "quick_gelu", &[x], 0.0, 0.0)
 }
 
+/// Records exact GELU.
+pub fn gelu(gpu: &GpuBackend, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+    check::rows_cols("gelu", "x", x)?;
+    launch(gpu, "gelu", &[x], 0.0, 0.0)
+}
+
 /// Records `a + b`.
 pub fn add(gpu: &GpuBackend, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, BackendError> {
     check::same_shape("add", a, b)?;

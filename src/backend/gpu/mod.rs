@@ -304,6 +304,10 @@ impl Backend for GpuBackend {
         elementwise::quick_gelu(self, x)
     }
 
+    fn gelu(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        elementwise::gelu(self, x)
+    }
+
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, BackendError> {
         elementwise::add(self, a, b)
     }

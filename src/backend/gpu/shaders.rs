@@ -118,6 +118,15 @@ pub const KERNELS: &[KernelSpec] = &[
     },
     KernelSpec {
         family: "elementwise",
+        entry: "gelu",
+        inputs: 1,
+        outputs: 1,
+        params: "ElementwiseParams",
+        params_size: size_of_params!(ElementwiseParams),
+        overrides: &[],
+    },
+    KernelSpec {
+        family: "elementwise",
         entry: "scale",
         inputs: 1,
         outputs: 1,

@@ -6,6 +6,7 @@
 //! OpenAI's loader assumes); released ViTs are recognised by name. Tensors are converted one at
 //! a time and the output is written atomically, so a failed import leaves no file behind.
 
+pub mod activation;
 pub mod layout;
 pub mod pickle;
 mod text_embeddings;
@@ -16,9 +17,11 @@ use std::collections::BTreeMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
+pub use self::activation::Sidecars;
 use self::layout::{Layout, Recipe};
 use super::config::{
-    architecture_name, ClipConfig, DetectionConfig, ModelConfig, TextConfig, VisionConfig, WeightDType, HEAD_WIDTH,
+    architecture_name, Activation, ClipConfig, DetectionConfig, ModelConfig, TextConfig, VisionConfig, WeightDType,
+    HEAD_WIDTH,
 };
 use super::model_file::{metadata, tensor_specs, TensorSpec};
 
@@ -44,6 +47,8 @@ pub struct ImportOptions {
     pub prompts: Option<PromptSource>,
     /// Scoring hyperparameters stored in the file.
     pub detection: DetectionConfig,
+    /// The MLP activation (`--activation`): needed when the checkpoint does not say.
+    pub activation: Option<Activation>,
 }
 
 /// The prompts `tokenclip import --prompts` turns into text embeddings.
@@ -120,12 +125,8 @@ impl Checkpoint {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn import_clip(src: &Path, out: &Path, opts: &ImportOptions) -> Result<ModelConfig, crate::Error> {
     let ckpt = Checkpoint::open(src)?;
-    let hf_config = src.parent().map(|d| d.join("config.json")).and_then(|p| {
-        let text = std::fs::read_to_string(&p).ok()?;
-        Some((p.display().to_string(), text))
-    });
     let be = crate::backend::cpu::CpuBackend::new();
-    let plan = pollster::block_on(plan_import(&be, &ckpt, hf_config, opts))?;
+    let plan = pollster::block_on(plan_import(&be, &ckpt, &Sidecars::beside(src), opts))?;
     super::safetensors::write_atomic_with(out, |w| plan.write(w, &mut |_, _| {}))?;
     Ok(plan.config)
 }
@@ -163,14 +164,14 @@ impl Names {
     }
 }
 
-/// Reads the checkpoint's architecture, checks every tensor the model file needs, and encodes
-/// the prompts of `opts.prompts` with the checkpoint's text tower on `be`. `hf_config` is a
-/// Hugging Face `config.json` found beside the checkpoint (its path and text), checked for the
-/// activation. Nothing is written.
+/// Reads the checkpoint's architecture and activation, checks every tensor the model file
+/// needs, and encodes the prompts of `opts.prompts` with the checkpoint's text tower on `be`.
+/// `sidecars` are the config files found beside the checkpoint (they name the activation and
+/// are checked against the tensors). Nothing is written.
 pub async fn plan_import<'a, B: crate::Backend>(
     be: &B,
     ckpt: &'a Checkpoint,
-    hf_config: Option<(String, String)>,
+    sidecars: &Sidecars,
     opts: &ImportOptions,
 ) -> Result<ImportPlan<'a>, crate::Error> {
     let path = match ckpt {
@@ -180,9 +181,6 @@ pub async fn plan_import<'a, B: crate::Backend>(
     let shapes = ckpt.shapes();
     let (layout, prefix) =
         layout::detect(&shapes).map_err(|what| ModelError::Unsupported { path: path.clone(), what })?;
-    if let (Layout::HuggingFace, Some((cfg_path, text))) = (layout, &hf_config) {
-        check_hf_activation(cfg_path, text)?;
-    }
     let (vis_prefix, txt_prefix, vis_suffix, txt_suffix) = match layout {
         Layout::OpenAi => ("visual.transformer.resblocks.", "transformer.resblocks.", "ln_1.weight", "ln_1.weight"),
         Layout::HuggingFace => {
@@ -194,7 +192,14 @@ pub async fn plan_import<'a, B: crate::Backend>(
     let recipes = layout::recipes(layout, &prefix, vision_layers, text_layers);
     let names = Names { path, shapes, recipes, prefix };
     let text_needed = !opts.vision_only || opts.prompts.is_some();
-    let clip = infer_config(&|n| names.shape_of(n), vision_layers, text_layers, !text_needed, &names.path)?;
+    let mut clip = infer_config(&|n| names.shape_of(n), vision_layers, text_layers, !text_needed, &names.path)?;
+    let torchscript = matches!(ckpt, Checkpoint::Torch(t) if t.is_torchscript());
+    let ((vision_act, text_act), _how) =
+        activation::decide(layout, torchscript, sidecars, &clip, opts.activation, &names.path)?;
+    clip.vision.activation = vision_act;
+    if let Some(t) = clip.text.as_mut() {
+        t.activation = text_act;
+    }
     let mut config = ModelConfig::for_clip(clip, opts.dtype);
     config.detection = opts.detection.clone();
     if let Some(s) = opts.image_size {
@@ -374,6 +379,7 @@ fn infer_config(
         mlp_width: mlp_of("visual.transformer.resblocks.0.mlp.c_fc.weight".into())?,
         patch_size,
         image_size: grid * patch_size,
+        activation: Activation::default(),
     };
     let text = if vision_only {
         None
@@ -392,24 +398,9 @@ fn infer_config(
             mlp_width: mlp_of("transformer.resblocks.0.mlp.c_fc.weight".into())?,
             context_length: shape("positional_embedding")?.first().copied().unwrap_or(0),
             vocab_size,
+            activation: Activation::default(),
         })
     };
     let name = architecture_name(&vision, embed_dim);
     Ok(ClipConfig { name, embed_dim, vision, text })
-}
-
-/// Hugging Face CLIP configs name their activation; this program implements QuickGELU only.
-fn check_hf_activation(cfg_path: &str, text: &str) -> Result<(), ModelError> {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else { return Ok(()) };
-    for tower in ["vision_config", "text_config"] {
-        if let Some(act) = json.get(tower).and_then(|t| t.get("hidden_act")).and_then(|a| a.as_str()) {
-            if act != "quick_gelu" {
-                return Err(ModelError::Unsupported {
-                    path: cfg_path.into(),
-                    what: format!("{tower}.hidden_act is `{act}`; only QuickGELU CLIPs (OpenAI's) are supported"),
-                });
-            }
-        }
-    }
-    Ok(())
 }

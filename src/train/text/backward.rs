@@ -9,9 +9,12 @@ use crate::Error;
 
 use super::attention::{attention_backward, Seq};
 use super::forward::{BlockTape, Scratch, Tape};
-use super::ops::{l2_normalize_backward, layer_norm_backward, linear_backward, matmul, quick_gelu_backward, Rhs};
+use super::ops::{
+    gelu_backward, l2_normalize_backward, layer_norm_backward, linear_backward, matmul, quick_gelu_backward, Rhs,
+};
 use super::weights::Block;
 use super::{PromptGrads, TextModel};
+use crate::clip::config::Activation;
 
 impl<T: Real> TextModel<T> {
     /// Gradients of a scalar loss with respect to the prompts, given its gradients `d_normal`,
@@ -45,7 +48,7 @@ impl<T: Real> TextModel<T> {
         let mut dqkv = vec![T::ZERO; rows * 3 * w];
         let span = self.prompts.deep_tokens * w;
         for (i, (block, bt)) in self.weights.blocks.iter().zip(&tape.blocks).enumerate().rev() {
-            block_backward(block, bt, &mut dx, &seqs, c.heads, &mut scratch, &mut dqkv);
+            block_backward(block, bt, &mut dx, &seqs, c.heads, c.activation, &mut scratch, &mut dqkv);
             if let Some(g) = i.checked_sub(1).and_then(|j| grads.deep.get_mut(j * span..(j + 1) * span)) {
                 for s in &seqs {
                     let rows = &mut dx[(s.start + 1) * w..(s.start + 1) * w + span];
@@ -91,13 +94,17 @@ fn block_backward<T: Real>(
     dx: &mut [T],
     seqs: &[Seq],
     heads: usize,
+    activation: Activation,
     s: &mut Scratch<T>,
     dqkv: &mut [T],
 ) {
     let w = b.ln_1.weight.len();
-    // x₂ = x₁ + c_proj(QuickGELU(c_fc(ln_2 x₁)))
+    // x₂ = x₁ + c_proj(act(c_fc(ln_2 x₁)))
     linear_backward(&b.c_proj, dx, &mut s.g, false);
-    quick_gelu_backward(&t.fc, &mut s.g);
+    match activation {
+        Activation::QuickGelu => quick_gelu_backward(&t.fc, &mut s.g),
+        Activation::Gelu => gelu_backward(&t.fc, &mut s.g),
+    }
     linear_backward(&b.c_fc, &s.g, &mut s.a, false);
     layer_norm_backward(&s.a, &t.ln_2, &b.ln_2.weight, dx);
     // x₁ = x + out_proj(attn(ln_1 x))

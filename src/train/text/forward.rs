@@ -6,9 +6,10 @@ use crate::train::real::Real;
 use crate::Error;
 
 use super::attention::{attention, probs_len, Seq};
-use super::ops::{l2_normalize, layer_norm, linear, matmul, quick_gelu, NormTape, Rhs, LAYER_NORM_EPS};
+use super::ops::{gelu, l2_normalize, layer_norm, linear, matmul, quick_gelu, NormTape, Rhs, LAYER_NORM_EPS};
 use super::weights::Block;
 use super::{PromptTensors, TextModel, TextOutput};
+use crate::clip::config::Activation;
 
 /// What one residual block's backward needs.
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ impl<T: Real> TextModel<T> {
                     x[(s.start + 1) * w..(s.start + 1) * w + span].copy_from_slice(deep);
                 }
             }
-            blocks.push(block_forward(block, &mut x, &seqs, heads, &mut scratch));
+            blocks.push(block_forward(block, &mut x, &seqs, heads, c.activation, &mut scratch));
         }
         let (out, eot, norms) = self.head(&x, &seqs);
         let half = self.prompts.subspaces * self.embed_dim();
@@ -169,7 +170,14 @@ impl<T: Real> TextModel<T> {
 }
 
 /// One residual block in place on the stacked rows `x` (`[rows, W]`), recording its tape.
-fn block_forward<T: Real>(b: &Block<T>, x: &mut [T], seqs: &[Seq], heads: usize, s: &mut Scratch<T>) -> BlockTape<T> {
+fn block_forward<T: Real>(
+    b: &Block<T>,
+    x: &mut [T],
+    seqs: &[Seq],
+    heads: usize,
+    activation: Activation,
+    s: &mut Scratch<T>,
+) -> BlockTape<T> {
     let w = b.ln_1.weight.len();
     let rows = x.len() / w;
     let eps = T::from_f64(LAYER_NORM_EPS);
@@ -182,7 +190,10 @@ fn block_forward<T: Real>(b: &Block<T>, x: &mut [T], seqs: &[Seq], heads: usize,
     let ln_2 = layer_norm(x, &b.ln_2.weight, &b.ln_2.bias, eps, &mut s.a);
     let mut fc = vec![T::ZERO; rows * b.c_fc.bias.len()];
     linear(&b.c_fc, &s.a, &mut fc, false);
-    quick_gelu(&fc, &mut s.g);
+    match activation {
+        Activation::QuickGelu => quick_gelu(&fc, &mut s.g),
+        Activation::Gelu => gelu(&fc, &mut s.g),
+    }
     linear(&b.c_proj, &s.g, x, true);
     BlockTape { ln_1, qkv, probs, ln_2, fc }
 }

@@ -153,7 +153,15 @@ mod tests {
     use crate::train::rng::Rng;
 
     fn tiny(deep_layers: usize, context_tokens: usize) -> TextModel<f64> {
-        let text = TextConfig { width: 16, layers: 3, heads: 2, mlp_width: 64, context_length: 77, vocab_size: 49408 };
+        let text = TextConfig {
+            width: 16,
+            layers: 3,
+            heads: 2,
+            mlp_width: 64,
+            context_length: 77,
+            vocab_size: 49408,
+            activation: Default::default(),
+        };
         let src = RandomTextSource::new(&text, 8, 11);
         let mut prompts = PromptConfig::anomalyclip(2, 16);
         prompts.context_tokens = context_tokens;

@@ -212,6 +212,32 @@ pub fn quick_gelu_backward<T: Real>(x: &[T], g: &mut [T]) {
     });
 }
 
+/// Exact GELU, `x Φ(x) = ½ x (1 + erf(x / √2))`, of `x` into `y` (erf of libm, in f64).
+pub fn gelu<T: Real>(x: &[T], y: &mut [T]) {
+    let cols = PARALLEL_ELEMENTS / 4;
+    for_rows(y, cols, |r, y| {
+        for (o, &v) in y.iter_mut().zip(&x[r * cols..]) {
+            let v = v.to_f64();
+            *o = T::from_f64(0.5 * v * (1.0 + libm::erf(v * std::f64::consts::FRAC_1_SQRT_2)));
+        }
+    });
+}
+
+/// Multiplies the gradient `g` of GELU's output by its derivative at `x`, in place:
+/// `d/dx [x Φ(x)] = Φ(x) + x φ(x)`.
+pub fn gelu_backward<T: Real>(x: &[T], g: &mut [T]) {
+    let cols = PARALLEL_ELEMENTS / 4;
+    let inv_sqrt_2pi = 0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+    for_rows(g, cols, |r, g| {
+        for (o, &v) in g.iter_mut().zip(&x[r * cols..]) {
+            let v = v.to_f64();
+            let cdf = 0.5 * (1.0 + libm::erf(v * std::f64::consts::FRAC_1_SQRT_2));
+            let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+            *o *= T::from_f64(cdf + v * pdf);
+        }
+    });
+}
+
 /// Divides each `cols`-wide row of `y` by `max(‖row‖, 1e-12)` in place; returns the divisors.
 pub fn l2_normalize<T: Real>(y: &mut [T], cols: usize) -> Vec<T> {
     let floor = T::from_f32(L2_NORM_EPS);

@@ -120,6 +120,26 @@ fn quick_gelu_gradient_matches_finite_differences() {
 }
 
 #[test]
+fn gelu_gradient_matches_finite_differences() {
+    let mut rng = Rng::new(14);
+    let x = randn(&mut rng, 40, 3.0);
+    let c = randn(&mut rng, 40, 1.0);
+    let f = |x: &[f64]| {
+        let mut y = vec![0.0; x.len()];
+        gelu(x, &mut y);
+        dot(&c, &y)
+    };
+    let mut g = c.clone();
+    gelu_backward(&x, &mut g);
+    let err = check("gelu", &x, &g, f);
+    eprintln!("GELU: directional rel error {err:e}");
+    // Φ(1) = 0.841344746068543 (normal CDF), so GELU(1) = 0.841344746068543.
+    let mut y = vec![0.0; 2];
+    gelu(&[1.0, -1.0], &mut y);
+    assert!((y[0] - 0.841_344_746_068_543).abs() < 1e-14 && (y[1] + 0.158_655_253_931_457).abs() < 1e-14, "{y:?}");
+}
+
+#[test]
 fn l2_normalize_gradient_matches_finite_differences() {
     let mut rng = Rng::new(5);
     let (rows, cols) = (3, 8);

@@ -63,7 +63,7 @@ fn m4_model(dir: &Path) -> PathBuf {
     model
 }
 
-fn detect_png_folder(backend: &str) {
+fn detect_folder_matches_the_reference(backend: &str) {
     let fx = DetectFixture::load();
     let dir = scratch(&format!("detect-{backend}"));
     let model = m4_model(&dir);
@@ -72,6 +72,7 @@ fn detect_png_folder(backend: &str) {
     let data = shared_data();
     std::fs::copy(data.join(&fx.images[0]), input.join("a.png")).unwrap();
     std::fs::copy(data.join(&fx.images[1]), input.join("sub/carpet.png")).unwrap();
+    std::fs::copy(data.join(&fx.images[2]), input.join("textile.jpg")).unwrap();
     let out = dir.join("out");
     let run = tokenclip(&os(&[
         &"--backend",
@@ -89,20 +90,24 @@ fn detect_png_folder(backend: &str) {
         &input,
     ]));
     assert!(run.status.success(), "{}", stderr(&run));
-    for (i, stem) in [(0, "a"), (1, "sub/carpet")] {
+    let inputs = [(0, "a", "a.png"), (1, "sub/carpet", "sub/carpet.png"), (2, "textile", "textile.jpg")];
+    for (i, stem, file) in inputs {
         let (map, shape) = read_npy_f32(&std::fs::read(out.join(format!("{stem}.map.npy"))).unwrap()).unwrap();
         assert_eq!(shape, [64, 64]);
-        // Decoding (PNG) and the squash resize match PIL exactly, so the whole pipeline is compared.
+        // Decoding (PNG, and JPEG as libjpeg-turbo) and the squash resize match PIL exactly, so
+        // the whole pipeline is compared.
         assert_max_abs(&format!("{backend}: {stem} map"), &map, &fx.get(&format!("v1.{i}.map")).0, 1e-4);
         let overlay = image::open(out.join(format!("{stem}.overlay.png"))).unwrap();
-        let src = image::open(input.join(if i == 0 { "a.png" } else { "sub/carpet.png" })).unwrap();
-        assert_eq!(overlay.height(), src.height());
-        assert!(overlay.width() > src.width(), "the overlay carries a colour bar on the right");
+        let src = tokenclip::io::image::read_image(&input.join(file), &Default::default()).unwrap();
+        assert_eq!(overlay.height(), src.height);
+        assert!(overlay.width() > src.width, "the overlay carries a colour bar on the right");
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("scores.json")).unwrap()).unwrap();
     let images = json["images"].as_array().unwrap();
-    assert_eq!(images.len(), 2);
-    for (i, row) in images.iter().enumerate() {
+    assert_eq!(images.len(), 3);
+    for row in images {
+        let path = row["path"].as_str().unwrap();
+        let i = inputs.iter().position(|(.., f)| path.ends_with(f)).unwrap();
         let want = fx.get(&format!("v1.{i}.score")).0[0];
         let got = row["score"].as_f64().unwrap() as f32;
         assert_max_abs(&format!("{backend}: score {i}"), &[got], &[want], 1e-5);
@@ -110,7 +115,7 @@ fn detect_png_folder(backend: &str) {
     }
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     assert_eq!(csv.lines().next().unwrap(), "path,score,max,flagged,overlay,map,error");
-    assert_eq!(csv.lines().count(), 3);
+    assert_eq!(csv.lines().count(), 4);
     assert_no_temp_files(&out);
 }
 
@@ -143,13 +148,13 @@ fn scores_name_each_images_output_files() {
 
 #[test]
 fn detect_matches_reference_cpu() {
-    detect_png_folder("cpu");
+    detect_folder_matches_the_reference("cpu");
 }
 
 #[test]
 fn detect_matches_reference_gpu() {
     if common::gpu("detect_matches_reference_gpu").is_some() {
-        detect_png_folder("gpu");
+        detect_folder_matches_the_reference("gpu");
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::clip::{assert_rel_l2, gunzip, import, rel_l2, scratch, shared_data, Expected};
+use common::clip::{assert_rel_l2, gunzip, import, scratch, shared_data, Expected};
 use tokenclip::clip::config::WeightDType;
 use tokenclip::clip::safetensors::SafetensorsFile;
 
@@ -34,16 +34,8 @@ fn embed(backend: &str) {
     for (i, name) in exp.images.iter().enumerate() {
         let got = &images[i * 64..(i + 1) * 64];
         let want = exp.row("main.image_embeds", i);
-        if name.ends_with(".png") {
-            // PNG decodes identically everywhere and preprocessing matches PIL bit for bit.
-            assert_rel_l2(&format!("{backend}: {name}"), got, want, 1e-4);
-        } else {
-            // JPEG decoders differ by a level here and there (zune-jpeg vs libjpeg-turbo), which moves
-            // the embedding slightly; measured 4.3e-4 on this tiny model.
-            let e = rel_l2(got, want);
-            eprintln!("{backend}: {name} (JPEG): relative L2 error {e:.2e}");
-            assert!(e < 2e-3, "{name}: {e}");
-        }
+        // PNG and JPEG decode as PIL does and preprocessing matches PIL bit for bit.
+        assert_rel_l2(&format!("{backend}: {name}"), got, want, 1e-4);
     }
     for (i, t) in exp.texts.iter().enumerate() {
         assert_rel_l2(

@@ -96,7 +96,8 @@ fn exact_gelu_matches_pytorch_on_both_backends() {
         .iter()
         .map(|&v| 0.5 * f64::from(v) * (1.0 + libm::erf(f64::from(v) * std::f64::consts::FRAC_1_SQRT_2)))
         .collect();
-    let mut backends: Vec<(&str, Box<dyn Fn(&[f32], &[usize]) -> Vec<f32>>)> =
+    type Gelu = Box<dyn Fn(&[f32], &[usize]) -> Vec<f32>>;
+    let mut backends: Vec<(&str, Gelu)> =
         vec![("cpu", Box::new(move |v: &[f32], s: &[usize]| read(&c, &c.gelu(&c.upload(v, s).unwrap()).unwrap())))];
     if let Some(g) = common::gpu("exact_gelu_matches_pytorch_on_both_backends") {
         backends

@@ -24,21 +24,23 @@
 //! - **EXIF orientation** (JPEG APP1, PNG `eXIf`) is applied, so a photo taken upright is upright.
 //!   PIL's `Image.open` does *not* do this (it needs `ImageOps.exif_transpose`), so for rotated
 //!   files our input differs from a plain PIL pipeline on purpose.
-//! - **JPEG** is decoded by `zune-jpeg` (through `image`), PIL uses libjpeg-turbo. They round
-//!   differently in the IDCT and colour conversion (4:4:4 files: up to 2 levels on under 1% of
-//!   the bytes) and upsample subsampled chroma differently (4:2:0: up to 4 levels, mean 0.4);
-//!   `tests/preprocess.rs` measures both. A JPEG cut off before its end-of-image marker is an
-//!   error, as in PIL (zune-jpeg alone would fill the missing part with grey).
+//! - **JPEG** is decoded by [`crate::io::jpeg`], which gives the very bytes PIL gives
+//!   (libjpeg-turbo's accurate integer IDCT, fancy chroma upsampling and colour tables; PIL's
+//!   CMYK → RGB), checked against PIL on generated files and every JPEG in the shared data.
+//!   What it cannot reproduce exactly (arithmetic coding, lossless, 12-bit, truncated data) it
+//!   refuses, naming the reason. A JPEG cut off before its end-of-image marker is an error, as
+//!   in PIL.
 //!
 //! Size limits are checked on the dimensions declared in the file header, before anything the
-//! size of the image is allocated, and are also passed to the decoder as `image::Limits`.
+//! size of the image is allocated, and are also passed to the PNG decoder as `image::Limits`
+//! (the JPEG decoder refuses a file with a second frame, so the checked header is its size).
 
 use std::io::Cursor;
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::io::InputError;
+use crate::io::{jpeg, InputError};
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
 ///
@@ -190,14 +192,8 @@ fn read_header(bytes: &[u8], name: &str) -> Result<Header, InputError> {
         });
     }
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        let ((width, height), scan) =
+        let ((width, height), _scan) =
             jpeg_markers(bytes).ok_or_else(|| decode_err(name, "truncated or damaged JPEG header"))?;
-        // zune-jpeg decodes a cut-off file without complaint, filling in grey; PIL (libjpeg)
-        // reports it as truncated. Entropy-coded data stuffs every 0xFF, so an FF D9 after the
-        // first scan can only be the end-of-image marker.
-        if !bytes[scan..].windows(2).any(|w| w == [0xff, 0xd9]) {
-            return Err(decode_err(name, "truncated JPEG (no end-of-image marker after the image data)"));
-        }
         return Ok(Header { kind: Kind::Jpeg, width: width.into(), height: height.into(), has_alpha_channel: false });
     }
     Err(decode_err(name, "not a PNG or JPEG file (only PNG and JPEG are supported)"))
@@ -282,11 +278,24 @@ pub(crate) fn decode_dynamic(bytes: &[u8], name: &str, limits: &ImageLimits) -> 
         other => decode_err(name, other.to_string()),
     };
 
+    if header.kind == Kind::Jpeg {
+        let jpeg = jpeg::decode(bytes).map_err(|e| decode_err(name, e.to_string()))?;
+        let (w, h) = (jpeg.width, jpeg.height);
+        let short = || decode_err(name, "decoder returned fewer pixels than the header declares");
+        let image = if jpeg.gray {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, jpeg.pixels).ok_or_else(short)?)
+        } else {
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, jpeg.pixels).ok_or_else(short)?)
+        };
+        let orientation = jpeg
+            .orientation
+            .and_then(|o| u8::try_from(o).ok())
+            .and_then(image::metadata::Orientation::from_exif)
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        return Ok(Decoded { image, orientation, has_alpha_channel: false });
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes));
-    reader.set_format(match header.kind {
-        Kind::Png => ImageFormat::Png,
-        Kind::Jpeg => ImageFormat::Jpeg,
-    });
+    reader.set_format(ImageFormat::Png);
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);

@@ -5,6 +5,7 @@ pub mod bytes;
 pub mod cache;
 mod error;
 pub mod image;
+pub mod jpeg;
 pub mod npy;
 pub mod output;
 pub mod overlay;

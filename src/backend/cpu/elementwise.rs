@@ -20,7 +20,8 @@ fn quick_gelu_body(x: &[f32], out: &mut [f32]) {
 /// Abramowitz & Stegun 7.1.26: `erf(x) ≈ 1 − (a₁t + … + a₅t⁵) e^{−x²}`, `t = 1 / (1 + p x)`,
 /// for x ≥ 0 (|error| ≤ 1.5e-7); PyTorch's vectorised CPU `erf` uses the same coefficients.
 pub const ERF_P: f32 = 0.327_591_1;
-/// The A&S 7.1.26 coefficients a₁ … a₅.
+/// The A&S 7.1.26 coefficients a₁ … a₅ (as published; f32 rounds them, as PyTorch's do).
+#[allow(clippy::excessive_precision)]
 pub const ERF_A: [f32; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
 
 dispatch! {

@@ -14,7 +14,7 @@ use super::ops::{
 };
 use super::weights::Block;
 use super::{PromptGrads, TextModel};
-use crate::clip::config::Activation;
+use crate::clip::config::{Activation, TextConfig};
 
 impl<T: Real> TextModel<T> {
     /// Gradients of a scalar loss with respect to the prompts, given its gradients `d_normal`,
@@ -48,7 +48,7 @@ impl<T: Real> TextModel<T> {
         let mut dqkv = vec![T::ZERO; rows * 3 * w];
         let span = self.prompts.deep_tokens * w;
         for (i, (block, bt)) in self.weights.blocks.iter().zip(&tape.blocks).enumerate().rev() {
-            block_backward(block, bt, &mut dx, &seqs, c.heads, c.activation, &mut scratch, &mut dqkv);
+            block_backward(block, bt, &mut dx, &seqs, c, &mut scratch, &mut dqkv);
             if let Some(g) = i.checked_sub(1).and_then(|j| grads.deep.get_mut(j * span..(j + 1) * span)) {
                 for s in &seqs {
                     let rows = &mut dx[(s.start + 1) * w..(s.start + 1) * w + span];
@@ -93,15 +93,14 @@ fn block_backward<T: Real>(
     t: &BlockTape<T>,
     dx: &mut [T],
     seqs: &[Seq],
-    heads: usize,
-    activation: Activation,
+    c: &TextConfig,
     s: &mut Scratch<T>,
     dqkv: &mut [T],
 ) {
     let w = b.ln_1.weight.len();
     // x₂ = x₁ + c_proj(act(c_fc(ln_2 x₁)))
     linear_backward(&b.c_proj, dx, &mut s.g, false);
-    match activation {
+    match c.activation {
         Activation::QuickGelu => quick_gelu_backward(&t.fc, &mut s.g),
         Activation::Gelu => gelu_backward(&t.fc, &mut s.g),
     }
@@ -109,7 +108,7 @@ fn block_backward<T: Real>(
     layer_norm_backward(&s.a, &t.ln_2, &b.ln_2.weight, dx);
     // x₁ = x + out_proj(attn(ln_1 x))
     linear_backward(&b.out_proj, dx, &mut s.o, false);
-    attention_backward(&t.qkv, &t.probs, &s.o, seqs, w, heads, dqkv);
+    attention_backward(&t.qkv, &t.probs, &s.o, seqs, w, c.heads, dqkv);
     linear_backward(&b.in_proj, dqkv, &mut s.a, false);
     layer_norm_backward(&s.a, &t.ln_1, &b.ln_1.weight, dx);
 }

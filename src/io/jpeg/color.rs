@@ -1,0 +1,202 @@
+//! Colour: which space the components are in (libjpeg's `default_decompress_parms`), the
+//! conversions libjpeg's `jdcolor.c` makes to RGB or CMYK (its 16-bit fixed-point tables), and
+//! PIL's own step from an Adobe CMYK file to RGB (`CMYK;I` unpacking, then `cmyk2rgb`).
+
+/// The colour space of the coded components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Space {
+    /// One component.
+    Gray,
+    /// Y, Cb, Cr (JFIF).
+    YCbCr,
+    /// R, G, B as coded.
+    Rgb,
+    /// C, M, Y, K as coded (Adobe's inverted polarity).
+    Cmyk,
+    /// Y, Cb, Cr, K (Adobe transform 2).
+    Ycck,
+}
+
+/// The space libjpeg assumes for `n` components given the JFIF and Adobe markers and the
+/// component identifiers.
+pub fn space(n: usize, jfif: bool, adobe_transform: Option<u8>, ids: &[u8]) -> Space {
+    match n {
+        1 => Space::Gray,
+        3 if jfif => Space::YCbCr,
+        3 => match adobe_transform {
+            Some(0) => Space::Rgb,
+            Some(_) => Space::YCbCr,
+            None if ids == b"RGB" => Space::Rgb,
+            None => Space::YCbCr,
+        },
+        _ => match adobe_transform {
+            None | Some(0) => Space::Cmyk,
+            Some(_) => Space::Ycck,
+        },
+    }
+}
+
+const SCALEBITS: u32 = 16;
+const ONE_HALF: i32 = 1 << (SCALEBITS - 1);
+
+/// `FIX(x)`: `x · 2¹⁶` rounded, as libjpeg writes its colour constants.
+const fn fix(x: f64) -> i32 {
+    (x * (1 << SCALEBITS) as f64 + 0.5) as i32
+}
+
+/// libjpeg's `ycc_rgb_convert` tables, indexed by the chroma sample.
+struct Tables {
+    cr_r: [i32; 256],
+    cb_b: [i32; 256],
+    cr_g: [i32; 256],
+    cb_g: [i32; 256],
+}
+
+const TABLES: Tables = build_tables();
+
+const fn build_tables() -> Tables {
+    let mut t = Tables { cr_r: [0; 256], cb_b: [0; 256], cr_g: [0; 256], cb_g: [0; 256] };
+    let mut i = 0;
+    while i < 256 {
+        let x = i as i32 - 128;
+        t.cr_r[i] = (fix(1.40200) * x + ONE_HALF) >> SCALEBITS;
+        t.cb_b[i] = (fix(1.77200) * x + ONE_HALF) >> SCALEBITS;
+        t.cr_g[i] = -fix(0.71414) * x;
+        t.cb_g[i] = -fix(0.34414) * x + ONE_HALF;
+        i += 1;
+    }
+    t
+}
+
+fn clamp(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+
+/// One Y, Cb, Cr triple to R, G, B, exactly as libjpeg.
+#[inline(always)]
+fn ycc(y: u8, cb: u8, cr: u8) -> [i32; 3] {
+    let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+    let t = &TABLES;
+    [y + t.cr_r[cr], y + ((t.cb_g[cb] + t.cr_g[cr]) >> SCALEBITS), y + t.cb_b[cb]]
+}
+
+/// Y, Cb, Cr planes to interleaved RGB. The tables' entries are computed in place (each is one
+/// exact integer expression), so the loop vectorises; on x86-64 with AVX2 it is compiled for it.
+fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { ycc_to_rgb_avx2(y, cb, cr, out) };
+    }
+    ycc_to_rgb_any(y, cb, cr, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    ycc_to_rgb_any(y, cb, cr, out);
+}
+
+#[inline(always)]
+fn ycc_to_rgb_any(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    const N: usize = 32;
+    let (r_k, b_k, g_cb, g_cr) = (fix(1.40200), fix(1.77200), fix(0.34414), fix(0.71414));
+    let chunks = y.len() / N;
+    for c in 0..chunks {
+        let (y, cb, cr) = (&y[c * N..][..N], &cb[c * N..][..N], &cr[c * N..][..N]);
+        let mut rgb = [[0u8; N]; 3];
+        for i in 0..N {
+            let (yy, xb, xr) = (i32::from(y[i]), i32::from(cb[i]) - 128, i32::from(cr[i]) - 128);
+            rgb[0][i] = clamp(yy + ((r_k * xr + ONE_HALF) >> SCALEBITS));
+            rgb[1][i] = clamp(yy + ((-g_cb * xb + ONE_HALF - g_cr * xr) >> SCALEBITS));
+            rgb[2][i] = clamp(yy + ((b_k * xb + ONE_HALF) >> SCALEBITS));
+        }
+        for (i, o) in out[c * N * 3..][..N * 3].chunks_exact_mut(3).enumerate() {
+            o.copy_from_slice(&[rgb[0][i], rgb[1][i], rgb[2][i]]);
+        }
+    }
+    for i in chunks * N..y.len() {
+        let [r, g, b] = ycc(y[i], cb[i], cr[i]);
+        out[i * 3..i * 3 + 3].copy_from_slice(&[clamp(r), clamp(g), clamp(b)]);
+    }
+}
+
+/// PIL's `MULDIV255(a, b)`: `a · b / 255` rounded its way.
+#[inline(always)]
+fn muldiv255(a: i32, b: i32) -> i32 {
+    let t = a * b + 128;
+    ((t >> 8) + t) >> 8
+}
+
+/// One row as PIL gives it after `convert("RGB")`: from the full-size component rows (each at
+/// least `out.len() / 3` samples; gray: `out.len()`) into interleaved RGB, or grey bytes.
+pub fn convert_row(space: Space, rows: &[&[u8]], out: &mut [u8]) {
+    if space == Space::Gray {
+        let n = out.len();
+        out.copy_from_slice(&rows[0][..n]);
+        return;
+    }
+    let n = out.len() / 3;
+    let (p0, p1, p2) = (&rows[0][..n], &rows[1][..n], &rows[2][..n]);
+    let px = out.chunks_exact_mut(3).zip(p0.iter().zip(p1).zip(p2));
+    match space {
+        Space::Gray => {}
+        Space::Rgb => {
+            for (o, ((&a, &b), &c)) in px {
+                o.copy_from_slice(&[a, b, c]);
+            }
+        }
+        Space::YCbCr => ycc_to_rgb(p0, p1, p2, out),
+        Space::Cmyk | Space::Ycck => {
+            // libjpeg's CMYK output (YCCK: `ycck_cmyk_convert`), then PIL's `CMYK;I` unpacker
+            // inverts every byte, then `cmyk2rgb`: with K′ = 255 − k, nk = 255 − K′ = k.
+            for ((o, ((&a, &b), &c)), &k) in px.zip(&rows[3][..n]) {
+                let cmy = if space == Space::Cmyk { [a, b, c] } else { ycc(a, b, c).map(|v| clamp(255 - v)) };
+                let nk = i32::from(k);
+                for (o, c) in o.iter_mut().zip(cmy) {
+                    *o = clamp(nk - muldiv255(255 - i32::from(c), nk));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_hold_libjpegs_constants() {
+        assert_eq!([fix(1.402), fix(1.772), fix(0.71414), fix(0.34414)], [91881, 116130, 46802, 22554]);
+        assert_eq!(ycc(128, 128, 128), [128, 128, 128]);
+        assert_eq!(ycc(0, 0, 255).map(clamp), [178, 0, 0]);
+        assert_eq!(muldiv255(255, 255), 255);
+        // The vectorised loop computes the tables' entries in place: every triple agrees.
+        let (mut y, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..=255u8 {
+            for j in 0..=255u8 {
+                for k in [0u8, 1, 77, 128, 200, 255] {
+                    y.extend([i]);
+                    cb.extend([j]);
+                    cr.extend([k.wrapping_add(i)]);
+                }
+            }
+        }
+        let mut out = vec![0u8; y.len() * 3];
+        ycc_to_rgb(&y, &cb, &cr, &mut out);
+        for (i, o) in out.chunks_exact(3).enumerate() {
+            assert_eq!(o, ycc(y[i], cb[i], cr[i]).map(clamp), "{} {} {}", y[i], cb[i], cr[i]);
+        }
+        assert_eq!(muldiv255(128, 255), 128);
+    }
+
+    #[test]
+    fn colour_space_follows_libjpegs_rules() {
+        assert_eq!(space(3, true, Some(0), b"RGB"), Space::YCbCr);
+        assert_eq!(space(3, false, Some(0), &[1, 2, 3]), Space::Rgb);
+        assert_eq!(space(3, false, None, b"RGB"), Space::Rgb);
+        assert_eq!(space(3, false, None, &[0, 1, 2]), Space::YCbCr);
+        assert_eq!(space(4, false, Some(2), &[1, 2, 3, 4]), Space::Ycck);
+        assert_eq!(space(4, false, None, &[1, 2, 3, 4]), Space::Cmyk);
+    }
+}

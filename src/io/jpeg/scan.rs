@@ -1,0 +1,272 @@
+//! Entropy-coded scans into coefficients: sequential Huffman scans, and progressive DC/AC first
+//! and refinement scans (ITU T.81 G.1.2), with restart intervals, as libjpeg's `jdhuff.c` and
+//! `jdphuff.c` decode them.
+
+use super::huffman::{BitReader, Table};
+use super::markers::{Frame, ScanHeader, Tables, NATURAL};
+
+/// How a block of the scan is decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sequential,
+    DcFirst,
+    DcRefine,
+    AcFirst,
+    AcRefine,
+}
+
+struct State {
+    pred: [i32; 4],
+    eobrun: u32,
+}
+
+/// A Huffman table a scan names, or why it is missing (reported when first used).
+type Lookup<'a> = Result<&'a Table, String>;
+
+fn table<'a>(t: &'a [Option<Table>; 4], i: usize, what: &str) -> Lookup<'a> {
+    t[i].as_ref().ok_or_else(|| format!("the scan uses {what} Huffman table {i}, which was never defined"))
+}
+
+/// Checks the scan's parameters (as libjpeg's `start_pass` does), records the bit positions it
+/// sends, and allocates coefficient storage on first use.
+fn prepare(frame: &mut Frame, scan: &ScanHeader) -> Result<Kind, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "bad progression parameters (Ss {}, Se {}, Ah {}, Al {}): {why}",
+            scan.ss, scan.se, scan.ah, scan.al
+        ))
+    };
+    let kind = if !frame.progressive {
+        Kind::Sequential
+    } else if scan.ss == 0 {
+        if scan.se != 0 {
+            return bad("a DC scan must end at 0");
+        }
+        if scan.ah == 0 {
+            Kind::DcFirst
+        } else {
+            Kind::DcRefine
+        }
+    } else {
+        if scan.ss > scan.se || scan.se > 63 {
+            return bad("spectral selection out of order");
+        }
+        if scan.components.len() != 1 {
+            return bad("an AC scan must hold one component");
+        }
+        if scan.ah == 0 {
+            Kind::AcFirst
+        } else {
+            Kind::AcRefine
+        }
+    };
+    if frame.progressive && ((scan.ah != 0 && scan.al + 1 != scan.ah) || scan.al > 13) {
+        return bad("successive approximation out of order");
+    }
+    for &(ci, ..) in &scan.components {
+        let c = &mut frame.components[ci];
+        if c.coefs.is_empty() {
+            c.coefs = vec![0; c.bw * c.bh * 64];
+        }
+        let range = if kind == Kind::Sequential { 0..=63 } else { scan.ss..=scan.se };
+        for k in range {
+            c.coef_bits[k] = if kind == Kind::Sequential { 0 } else { scan.al as i32 };
+        }
+    }
+    Ok(kind)
+}
+
+/// Decodes one scan whose entropy-coded data starts at `data`; returns the bytes consumed (up to
+/// the marker that ends it).
+pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader, data: &[u8]) -> Result<usize, String> {
+    let kind = prepare(frame, scan)?;
+    let mut r = BitReader::new(data);
+    let mut st = State { pred: [0; 4], eobrun: 0 };
+    let interleaved = scan.components.len() > 1;
+    // Units of the scan: MCUs when interleaved, blocks of the single component otherwise.
+    let (units_x, units_y) = if interleaved {
+        (frame.mcus_x, frame.mcus_y)
+    } else {
+        let c = &frame.components[scan.components[0].0];
+        (c.dw.div_ceil(8), c.dh.div_ceil(8))
+    };
+    // Each scan component's tables, looked up once; a missing one is an error when first used.
+    let coding: Vec<(Lookup<'a>, Lookup<'a>)> =
+        scan.components.iter().map(|&(_, td, ta)| (table(&tables.dc, td, "DC"), table(&tables.ac, ta, "AC"))).collect();
+    let need = |t: &Lookup<'a>| t.clone();
+    let interval = tables.restart_interval;
+    let mut next_rst = 0u8;
+    for unit in 0..units_x * units_y {
+        if interval > 0 && unit > 0 && unit % interval == 0 {
+            if !r.restart(next_rst) {
+                return Err(format!("corrupt data: expected restart marker RST{next_rst}"));
+            }
+            next_rst = (next_rst + 1) % 8;
+            st = State { pred: [0; 4], eobrun: 0 };
+        }
+        let (ux, uy) = (unit % units_x, unit / units_x);
+        for (slot, (&(ci, ..), (dc, ac))) in scan.components.iter().zip(&coding).enumerate() {
+            let c = &mut frame.components[ci];
+            let (bw, h, v) = (c.bw, c.h, c.v);
+            let (nh, nv) = if interleaved { (h, v) } else { (1, 1) };
+            for by in 0..nv {
+                for bx in 0..nh {
+                    let b = if interleaved { (uy * v + by) * bw + ux * h + bx } else { uy * bw + ux };
+                    let block = &mut c.coefs[b * 64..b * 64 + 64];
+                    match kind {
+                        Kind::Sequential => sequential(&mut r, need(dc)?, need(ac)?, &mut st.pred[slot], block)?,
+                        Kind::DcFirst => dc_first(&mut r, need(dc)?, &mut st.pred[slot], scan.al, block)?,
+                        Kind::DcRefine => {
+                            if r.bit() {
+                                block[0] |= 1 << scan.al;
+                            }
+                        }
+                        Kind::AcFirst => ac_first(&mut r, need(ac)?, scan, &mut st.eobrun, block)?,
+                        Kind::AcRefine => ac_refine(&mut r, need(ac)?, scan, &mut st.eobrun, block)?,
+                    }
+                }
+            }
+        }
+        if r.overrun > 0 {
+            return Err(if r.at_end() {
+                "truncated JPEG: the file ends inside a scan, before its last block".into()
+            } else {
+                "corrupt data: a scan's data ends at a marker before its last block".into()
+            });
+        }
+    }
+    Ok(r.position())
+}
+
+fn symbol(r: &mut BitReader, t: &Table) -> Result<u8, String> {
+    r.decode(t).ok_or_else(|| "corrupt data: a code no Huffman table holds".to_string())
+}
+
+fn dc_diff(r: &mut BitReader, t: &Table) -> Result<i32, String> {
+    let s = u32::from(symbol(r, t)?);
+    if s > 16 {
+        return Err(format!("corrupt data: DC difference of {s} bits"));
+    }
+    Ok(r.signed(s))
+}
+
+fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: &mut [i16]) -> Result<(), String> {
+    *pred += dc_diff(r, dc)?;
+    block[0] = *pred as i16;
+    let mut k = 1;
+    while k < 64 {
+        let rs = symbol(r, ac)?;
+        let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+        if s != 0 {
+            k += run;
+            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            block[pos] = r.signed(s) as i16;
+        } else if run == 15 {
+            k += 15;
+        } else {
+            break;
+        }
+        k += 1;
+    }
+    Ok(())
+}
+
+fn dc_first(r: &mut BitReader, dc: &Table, pred: &mut i32, al: u32, block: &mut [i16]) -> Result<(), String> {
+    *pred += dc_diff(r, dc)?;
+    block[0] = ((*pred as u32) << al) as i16;
+    Ok(())
+}
+
+fn ac_first(
+    r: &mut BitReader,
+    ac: &Table,
+    scan: &ScanHeader,
+    eobrun: &mut u32,
+    block: &mut [i16],
+) -> Result<(), String> {
+    if *eobrun > 0 {
+        *eobrun -= 1;
+        return Ok(());
+    }
+    let mut k = scan.ss;
+    while k <= scan.se {
+        let rs = symbol(r, ac)?;
+        let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+        if s != 0 {
+            k += run;
+            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            block[pos] = ((r.signed(s) as u32) << scan.al) as i16;
+        } else if run == 15 {
+            k += 15;
+        } else {
+            *eobrun = (1 << run) + r.bits(run as u32) - 1;
+            break;
+        }
+        k += 1;
+    }
+    Ok(())
+}
+
+/// Successive-approximation refinement of AC coefficients (libjpeg's `decode_mcu_AC_refine`).
+fn ac_refine(
+    r: &mut BitReader,
+    ac: &Table,
+    scan: &ScanHeader,
+    eobrun: &mut u32,
+    block: &mut [i16],
+) -> Result<(), String> {
+    let p1: i16 = 1 << scan.al;
+    let m1: i16 = (-1i16) << scan.al;
+    let refine = |r: &mut BitReader, coef: &mut i16| {
+        if r.bit() && (*coef & p1) == 0 {
+            *coef += if *coef >= 0 { p1 } else { m1 };
+        }
+    };
+    let mut k = scan.ss;
+    if *eobrun == 0 {
+        while k <= scan.se {
+            let rs = symbol(r, ac)?;
+            let (mut run, s) = (i32::from(rs >> 4), u32::from(rs & 15));
+            let mut value = 0i16;
+            if s != 0 {
+                if s != 1 {
+                    return Err("corrupt data: a refinement coefficient of more than one bit".into());
+                }
+                value = if r.bit() { p1 } else { m1 };
+            } else if run != 15 {
+                *eobrun = (1 << run) + r.bits(run as u32);
+                break;
+            }
+            // Skip the already nonzero coefficients (refining each) and `run` zero ones.
+            while k <= scan.se {
+                let coef = &mut block[NATURAL[k]];
+                if *coef != 0 {
+                    refine(r, coef);
+                } else {
+                    run -= 1;
+                    if run < 0 {
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            if value != 0 {
+                let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+                block[pos] = value;
+            }
+            k += 1;
+        }
+    }
+    if *eobrun > 0 {
+        // Past the end of band: refine the nonzero coefficients left in the band.
+        while k <= scan.se {
+            let coef = &mut block[NATURAL[k]];
+            if *coef != 0 {
+                refine(r, coef);
+            }
+            k += 1;
+        }
+        *eobrun -= 1;
+    }
+    Ok(())
+}

@@ -73,14 +73,21 @@ fn import_then_info_describe_the_model() {
     let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_tiny_openclip.safetensors.gz");
     let mut r = flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap());
     std::io::copy(&mut r, &mut std::fs::File::create(&src).unwrap()).unwrap();
+    // The open_clip config the hub ships beside the weights: it tells the activation.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("clip_tiny_openclip.open_clip_config.json"), dir.join("open_clip_config.json"))
+        .unwrap();
     let model = dir.join("model.safetensors");
     let (s, m) = (src.to_str().unwrap(), model.to_str().unwrap());
     let (ok, out) = tokenclip(&["import", "--clip", s, "--out", m, "--dtype", "f16", "--image-size", "64"], false);
     assert!(ok, "{out}");
-    assert!(out.contains("vision: width 128, 4 layers, 2 heads, patch 8, native 32 px; embedding 64"), "{out}");
+    assert!(
+        out.contains("vision: width 128, 4 layers, 2 heads, patch 8, native 32 px, quick_gelu; embedding 64"),
+        "{out}"
+    );
     let (ok, out) = tokenclip(&["--backend", "cpu", "info", "--model", m], false);
     assert!(ok, "{out}");
-    assert!(out.contains("text: width 128, 2 layers, 2 heads, context 77"), "{out}");
+    assert!(out.contains("text: width 128, 2 layers, 2 heads, context 77, quick_gelu"), "{out}");
     assert!(out.contains("weights F16, input 64 px, DPAM from layer 1, feature layers [4]"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

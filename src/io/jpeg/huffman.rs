@@ -148,11 +148,6 @@ impl<'a> BitReader<'a> {
         (self.acc >> (64 - n)) as u32
     }
 
-    /// All bytes were read: the data ended rather than a marker came.
-    pub fn at_end(&self) -> bool {
-        self.pos + 1 >= self.data.len()
-    }
-
     /// The next `n` bits (0 to 16) as an unsigned number.
     pub fn bits(&mut self, n: u32) -> u32 {
         if n == 0 {

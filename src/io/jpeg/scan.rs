@@ -128,10 +128,9 @@ pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader,
             }
         }
         if r.overrun > 0 {
-            return Err(if r.at_end() {
-                "truncated JPEG: the file ends inside a scan, before its last block".into()
-            } else {
-                "corrupt data: a scan's data ends at a marker before its last block".into()
+            return Err(match r.marker {
+                Some(0xd9) | None => "truncated JPEG: the image data ends before the last block of a scan".into(),
+                Some(m) => format!("corrupt data: a scan's data ends at marker FF {m:02X} before its last block"),
             });
         }
     }

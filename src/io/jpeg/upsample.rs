@@ -60,10 +60,10 @@ fn h2v1(src: &[u8], out: &mut [u8]) {
     let v = |i: usize| i32::from(src[i]);
     out[0] = src[0];
     out[1] = ((v(0) * 3 + v(1) + 2) >> 2) as u8;
-    for i in 1..n - 1 {
-        let c = v(i) * 3;
-        out[2 * i] = ((c + v(i - 1) + 1) >> 2) as u8;
-        out[2 * i + 1] = ((c + v(i + 1) + 2) >> 2) as u8;
+    for (w, o) in src.windows(3).zip(out[2..2 * n - 2].chunks_exact_mut(2)) {
+        let c = i32::from(w[1]) * 3;
+        o[0] = ((c + i32::from(w[0]) + 1) >> 2) as u8;
+        o[1] = ((c + i32::from(w[2]) + 2) >> 2) as u8;
     }
     out[2 * n - 2] = ((v(n - 1) * 3 + v(n - 2) + 1) >> 2) as u8;
     out[2 * n - 1] = src[n - 1];
@@ -81,19 +81,17 @@ fn h1v2(near: &[u8], far: &[u8], phase: usize, out: &mut [u8]) {
 fn h2v2(near: &[u8], far: &[u8], out: &mut [u8]) {
     let n = near.len();
     let col = |i: usize| i32::from(near[i]) * 3 + i32::from(far[i]);
-    let mut this = col(0);
-    let mut next = col(1);
-    out[0] = ((this * 4 + 8) >> 4) as u8;
-    out[1] = ((this * 3 + next + 7) >> 4) as u8;
-    for i in 1..n - 1 {
-        let last = this;
-        this = next;
-        next = col(i + 1);
-        out[2 * i] = ((this * 3 + last + 8) >> 4) as u8;
-        out[2 * i + 1] = ((this * 3 + next + 7) >> 4) as u8;
+    let (first, second) = (col(0), col(1));
+    out[0] = ((first * 4 + 8) >> 4) as u8;
+    out[1] = ((first * 3 + second + 7) >> 4) as u8;
+    // Interior samples from windows of three (no bounds checks, so the loop vectorises).
+    for ((a, b), o) in near.windows(3).zip(far.windows(3)).zip(out[2..2 * n - 2].chunks_exact_mut(2)) {
+        let c = |i: usize| i32::from(a[i]) * 3 + i32::from(b[i]);
+        let (last, this, next) = (c(0), c(1), c(2));
+        o[0] = ((this * 3 + last + 8) >> 4) as u8;
+        o[1] = ((this * 3 + next + 7) >> 4) as u8;
     }
-    let last = this;
-    this = next;
+    let (last, this) = (col(n - 2), col(n - 1));
     out[2 * n - 2] = ((this * 3 + last + 8) >> 4) as u8;
     out[2 * n - 1] = ((this * 4 + 7) >> 4) as u8;
 }

@@ -15,6 +15,9 @@ pub struct Table {
     /// `valoffset[l]`: index of the first symbol of length `l` minus its code.
     valoffset: [i32; 17],
     symbols: Vec<u8>,
+    /// For AC decoding: per `LOOKAHEAD`-bit prefix whose code *and* the coefficient's extra
+    /// bits fit, `(value, run, bits used)`; bits 0 otherwise (then the symbol path decodes it).
+    ac: Vec<(i16, u8, u8)>,
 }
 
 impl Table {
@@ -53,7 +56,32 @@ impl Table {
             code <<= 1;
         }
         maxcode[17] = i32::MAX;
-        Some(Table { fast, maxcode, valoffset, symbols: symbols.to_vec() })
+        let ac = fast
+            .iter()
+            .enumerate()
+            .map(|(prefix, &(sym, len))| {
+                let (run, size) = (sym >> 4, u32::from(sym & 15));
+                let used = u32::from(len) + size;
+                if len == 0 || size == 0 || used > LOOKAHEAD {
+                    return (0, 0, 0);
+                }
+                let extra = (prefix as i32 >> (LOOKAHEAD - used)) & ((1 << size) - 1);
+                (extend(extra, size) as i16, run, used as u8)
+            })
+            .collect();
+        Some(Table { fast, maxcode, valoffset, symbols: symbols.to_vec(), ac })
+    }
+}
+
+/// The coefficient an `n`-bit magnitude category and its `n` extra bits `v` stand for (T.81
+/// F.2.2.1, libjpeg's `HUFF_EXTEND`).
+fn extend(v: i32, n: u32) -> i32 {
+    if n == 0 {
+        0
+    } else if v < 1 << (n - 1) {
+        v - (1 << n) + 1
+    } else {
+        v
     }
 }
 
@@ -185,15 +213,20 @@ impl<'a> BitReader<'a> {
 
     /// `receive_extend`: `n` (≤ 16) bits as a signed value (T.81 F.2.2.1).
     pub fn signed(&mut self, n: u32) -> i32 {
-        if n == 0 {
-            return 0;
-        }
         let v = self.bits(n) as i32;
-        if v < 1 << (n - 1) {
-            v - (1 << n) + 1
-        } else {
-            v
+        extend(v, n)
+    }
+
+    /// A nonzero AC coefficient whose code and extra bits fit in the lookahead, decoded at
+    /// once: `(run of zeros before it, value)`; `None` (nothing read) otherwise.
+    #[inline(always)]
+    pub fn ac_coefficient(&mut self, t: &Table) -> Option<(usize, i16)> {
+        let (value, run, used) = t.ac[self.peek(LOOKAHEAD) as usize];
+        if used == 0 {
+            return None;
         }
+        self.consume(u32::from(used));
+        Some((usize::from(run), value))
     }
 
     /// At the end of a restart interval: drops the bits left in the current byte and reads the

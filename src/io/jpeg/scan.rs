@@ -154,6 +154,13 @@ fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: 
     block[0] = *pred as i16;
     let mut k = 1;
     while k < 64 {
+        if let Some((run, value)) = r.ac_coefficient(ac) {
+            k += run;
+            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            block[pos] = value;
+            k += 1;
+            continue;
+        }
         let rs = symbol(r, ac)?;
         let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {

@@ -49,16 +49,15 @@ pub(super) fn read_header(bytes: &[u8], name: &str) -> Result<Header, InputError
         });
     }
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        let ((width, height), _scan) =
-            jpeg_markers(bytes).ok_or_else(|| decode_err(name, "truncated or damaged JPEG header"))?;
+        let (width, height) = jpeg_size(bytes).ok_or_else(|| decode_err(name, "truncated or damaged JPEG header"))?;
         return Ok(Header { kind: Kind::Jpeg, width: width.into(), height: height.into(), has_alpha_channel: false });
     }
     Err(decode_err(name, "not a PNG or JPEG file (only PNG and JPEG are supported)"))
 }
 
-/// Walks the JPEG marker segments: (width, height) from the first SOF marker, and the offset of
-/// the first SOS (start of scan) segment; `None` if the markers end or break before either.
-fn jpeg_markers(bytes: &[u8]) -> Option<((u16, u16), usize)> {
+/// Walks the JPEG marker segments to the first SOS (start of scan): (width, height) from the
+/// first SOF marker before it; `None` if the markers end or break before either.
+fn jpeg_size(bytes: &[u8]) -> Option<(u16, u16)> {
     let mut size = None;
     let mut i = 2; // after SOI
     loop {
@@ -76,7 +75,7 @@ fn jpeg_markers(bytes: &[u8]) -> Option<((u16, u16), usize)> {
             0x01 | 0xd0..=0xd7 => continue,
             // End of image before any scan.
             0xd9 => return None,
-            0xda => return size.map(|s| (s, i)),
+            0xda => return size,
             _ => {}
         }
         let len = usize::from(u16::from_be_bytes([*bytes.get(i)?, *bytes.get(i + 1)?]));

@@ -44,44 +44,25 @@ const fn fix(x: f64) -> i32 {
     (x * (1 << SCALEBITS) as f64 + 0.5) as i32
 }
 
-/// libjpeg's `ycc_rgb_convert` tables, indexed by the chroma sample.
-struct Tables {
-    cr_r: [i32; 256],
-    cb_b: [i32; 256],
-    cr_g: [i32; 256],
-    cb_g: [i32; 256],
-}
-
-const TABLES: Tables = build_tables();
-
-const fn build_tables() -> Tables {
-    let mut t = Tables { cr_r: [0; 256], cb_b: [0; 256], cr_g: [0; 256], cb_g: [0; 256] };
-    let mut i = 0;
-    while i < 256 {
-        let x = i as i32 - 128;
-        t.cr_r[i] = (fix(1.40200) * x + ONE_HALF) >> SCALEBITS;
-        t.cb_b[i] = (fix(1.77200) * x + ONE_HALF) >> SCALEBITS;
-        t.cr_g[i] = -fix(0.71414) * x;
-        t.cb_g[i] = -fix(0.34414) * x + ONE_HALF;
-        i += 1;
-    }
-    t
-}
-
 fn clamp(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
 
-/// One Y, Cb, Cr triple to R, G, B, exactly as libjpeg.
+/// One Y, Cb, Cr triple to R, G, B, exactly as libjpeg's `ycc_rgb_convert`: each of its table
+/// entries is one integer expression, computed here in place so loops over it vectorise (the
+/// test builds libjpeg's tables and checks every input against them).
 #[inline(always)]
 fn ycc(y: u8, cb: u8, cr: u8) -> [i32; 3] {
-    let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
-    let t = &TABLES;
-    [y + t.cr_r[cr], y + ((t.cb_g[cb] + t.cr_g[cr]) >> SCALEBITS), y + t.cb_b[cb]]
+    let (y, xb, xr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
+    [
+        y + ((fix(1.40200) * xr + ONE_HALF) >> SCALEBITS),
+        y + ((-fix(0.34414) * xb + ONE_HALF - fix(0.71414) * xr) >> SCALEBITS),
+        y + ((fix(1.77200) * xb + ONE_HALF) >> SCALEBITS),
+    ]
 }
 
-/// Y, Cb, Cr planes to interleaved RGB. The tables' entries are computed in place (each is one
-/// exact integer expression), so the loop vectorises; on x86-64 with AVX2 it is compiled for it.
+/// Y, Cb, Cr planes to interleaved RGB, in chunks the compiler vectorises; on x86-64 with AVX2
+/// it is compiled for it.
 fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -100,24 +81,17 @@ fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
 #[inline(always)]
 fn ycc_to_rgb_any(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const N: usize = 32;
-    let (r_k, b_k, g_cb, g_cr) = (fix(1.40200), fix(1.77200), fix(0.34414), fix(0.71414));
     let chunks = y.len() / N;
     for c in 0..chunks {
         let (y, cb, cr) = (&y[c * N..][..N], &cb[c * N..][..N], &cr[c * N..][..N]);
-        let mut rgb = [[0u8; N]; 3];
-        for i in 0..N {
-            let (yy, xb, xr) = (i32::from(y[i]), i32::from(cb[i]) - 128, i32::from(cr[i]) - 128);
-            rgb[0][i] = clamp(yy + ((r_k * xr + ONE_HALF) >> SCALEBITS));
-            rgb[1][i] = clamp(yy + ((-g_cb * xb + ONE_HALF - g_cr * xr) >> SCALEBITS));
-            rgb[2][i] = clamp(yy + ((b_k * xb + ONE_HALF) >> SCALEBITS));
+        let mut rgb = [[0u8; 3]; N];
+        for (o, ((&y, &cb), &cr)) in rgb.iter_mut().zip(y.iter().zip(cb).zip(cr)) {
+            *o = ycc(y, cb, cr).map(clamp);
         }
-        for (i, o) in out[c * N * 3..][..N * 3].chunks_exact_mut(3).enumerate() {
-            o.copy_from_slice(&[rgb[0][i], rgb[1][i], rgb[2][i]]);
-        }
+        out[c * N * 3..][..N * 3].copy_from_slice(rgb.as_flattened());
     }
     for i in chunks * N..y.len() {
-        let [r, g, b] = ycc(y[i], cb[i], cr[i]);
-        out[i * 3..i * 3 + 3].copy_from_slice(&[clamp(r), clamp(g), clamp(b)]);
+        out[i * 3..i * 3 + 3].copy_from_slice(&ycc(y[i], cb[i], cr[i]).map(clamp));
     }
 }
 
@@ -171,21 +145,29 @@ mod tests {
         assert_eq!(ycc(128, 128, 128), [128, 128, 128]);
         assert_eq!(ycc(0, 0, 255).map(clamp), [178, 0, 0]);
         assert_eq!(muldiv255(255, 255), 255);
-        // The vectorised loop computes the tables' entries in place: every triple agrees.
+        // libjpeg's tables (`build_ycc_rgb_table`), built as it builds them; the vectorised
+        // conversion agrees with them (every Y and Cb, Cr at six offsets from Y).
+        let x = |i: usize| i as i32 - 128;
+        let cr_r: Vec<i32> = (0..256).map(|i| (fix(1.40200) * x(i) + ONE_HALF) >> SCALEBITS).collect();
+        let cb_b: Vec<i32> = (0..256).map(|i| (fix(1.77200) * x(i) + ONE_HALF) >> SCALEBITS).collect();
+        let cr_g: Vec<i32> = (0..256).map(|i| -fix(0.71414) * x(i)).collect();
+        let cb_g: Vec<i32> = (0..256).map(|i| -fix(0.34414) * x(i) + ONE_HALF).collect();
         let (mut y, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..=255u8 {
             for j in 0..=255u8 {
                 for k in [0u8, 1, 77, 128, 200, 255] {
-                    y.extend([i]);
-                    cb.extend([j]);
-                    cr.extend([k.wrapping_add(i)]);
+                    y.push(i);
+                    cb.push(j);
+                    cr.push(k.wrapping_add(i));
                 }
             }
         }
         let mut out = vec![0u8; y.len() * 3];
         ycc_to_rgb(&y, &cb, &cr, &mut out);
         for (i, o) in out.chunks_exact(3).enumerate() {
-            assert_eq!(o, ycc(y[i], cb[i], cr[i]).map(clamp), "{} {} {}", y[i], cb[i], cr[i]);
+            let (yy, b, r) = (i32::from(y[i]), usize::from(cb[i]), usize::from(cr[i]));
+            let want = [yy + cr_r[r], yy + ((cb_g[b] + cr_g[r]) >> SCALEBITS), yy + cb_b[b]].map(clamp);
+            assert_eq!(o, want, "{} {} {}", y[i], cb[i], cr[i]);
         }
         assert_eq!(muldiv255(128, 255), 128);
     }

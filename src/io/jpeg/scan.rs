@@ -137,6 +137,18 @@ pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader,
     Ok(r.position())
 }
 
+/// The block position of zigzag index `k`, or the error of a run past the block's end.
+fn position(k: usize) -> Result<usize, String> {
+    NATURAL.get(k).copied().ok_or_else(|| "corrupt data: a coefficient past the end of its block".into())
+}
+
+/// Adds a DC difference to the predictor; a sum past `i32` is refused, as libjpeg-turbo refuses
+/// it ("Bogus DCT coefficient").
+fn predict(pred: &mut i32, diff: i32) -> Result<i32, String> {
+    *pred = pred.checked_add(diff).ok_or("corrupt data: a DC coefficient out of range")?;
+    Ok(*pred)
+}
+
 fn symbol(r: &mut BitReader, t: &Table) -> Result<u8, String> {
     r.decode(t).ok_or_else(|| "corrupt data: a code no Huffman table holds".to_string())
 }
@@ -150,13 +162,12 @@ fn dc_diff(r: &mut BitReader, t: &Table) -> Result<i32, String> {
 }
 
 fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: &mut [i16]) -> Result<(), String> {
-    *pred += dc_diff(r, dc)?;
-    block[0] = *pred as i16;
+    block[0] = predict(pred, dc_diff(r, dc)?)? as i16;
     let mut k = 1;
     while k < 64 {
         if let Some((run, value)) = r.ac_coefficient(ac) {
             k += run;
-            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            let pos = position(k)?;
             block[pos] = value;
             k += 1;
             continue;
@@ -165,7 +176,7 @@ fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: 
         let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += run;
-            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            let pos = position(k)?;
             block[pos] = r.signed(s) as i16;
         } else if run == 15 {
             k += 15;
@@ -178,8 +189,7 @@ fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: 
 }
 
 fn dc_first(r: &mut BitReader, dc: &Table, pred: &mut i32, al: u32, block: &mut [i16]) -> Result<(), String> {
-    *pred += dc_diff(r, dc)?;
-    block[0] = ((*pred as u32) << al) as i16;
+    block[0] = ((predict(pred, dc_diff(r, dc)?)? as u32) << al) as i16;
     Ok(())
 }
 
@@ -200,7 +210,7 @@ fn ac_first(
         let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += run;
-            let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+            let pos = position(k)?;
             block[pos] = ((r.signed(s) as u32) << scan.al) as i16;
         } else if run == 15 {
             k += 15;
@@ -225,7 +235,7 @@ fn ac_refine(
     let m1: i16 = (-1i16) << scan.al;
     let refine = |r: &mut BitReader, coef: &mut i16| {
         if r.bit() && (*coef & p1) == 0 {
-            *coef += if *coef >= 0 { p1 } else { m1 };
+            *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
         }
     };
     let mut k = scan.ss;
@@ -257,7 +267,7 @@ fn ac_refine(
                 k += 1;
             }
             if value != 0 {
-                let pos = *NATURAL.get(k).ok_or("corrupt data: a coefficient past the end of its block")?;
+                let pos = position(k)?;
                 block[pos] = value;
             }
             k += 1;

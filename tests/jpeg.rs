@@ -1,8 +1,9 @@
 //! The JPEG decoder against PIL (Pillow 13.0.0, libjpeg-turbo 3.2.0): every byte equal on the
 //! generated files of `tools/make_jpeg_fixtures.py` (baseline and progressive; 4:4:4, 4:2:2,
-//! 4:2:0; grey; CMYK; restart intervals; EXIF orientations; 1×1 to 17×3 images) and, by sha256 of
-//! the RGB bytes, on every JPEG in `../shared/data`. Then the bad inputs the decoder must refuse
-//! with a clear reason.
+//! 4:2:0; grey; CMYK; restart intervals; EXIF orientations; 1×1 to 17×3 images; sequential files
+//! in several scans) and, by sha256 of the RGB bytes, on every JPEG in `../shared/data` and the
+//! crafted DC-overflow files (decoded or refused as PIL does). Then the bad inputs the decoder
+//! must refuse with a clear reason.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ fn generated_jpegs_decode_to_pils_bytes() {
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut names = st.names();
     names.sort();
-    assert!(names.len() >= 38, "{} fixtures", names.len());
+    assert!(names.len() >= 41, "{} fixtures", names.len());
     let mut failures = Vec::new();
     for name in names {
         let want = st.tensor(name).unwrap();
@@ -56,6 +57,31 @@ fn shared_data_jpegs_decode_to_pils_bytes() {
         }
     }
     assert!(failures.is_empty(), "not PIL's bytes: {failures:?}");
+}
+
+/// Hand-made files (`crafted.json`): a DC predictor that passes 2³¹ wraps in a sequential file
+/// (PIL decodes it; the same bytes here) and is refused in a progressive one (as PIL refuses
+/// it); coefficients beyond 8-bit JPEG's range, which PIL decodes with a result that depends on
+/// its SIMD, are refused with the reason.
+#[test]
+fn crafted_dc_files_decode_or_are_refused_as_pil_does() {
+    let json: serde_json::Value = serde_json::from_slice(&fixture("crafted.json")).unwrap();
+    let images = &json["images"];
+    let bytes = |name: &str| fixture(&format!("{name}.jpg"));
+
+    let want = &images["crafted_dc_wraps_sequential"];
+    let got = decode_image(&bytes("crafted_dc_wraps_sequential"), "wraps", &ImageLimits::default()).unwrap();
+    let size = (u64::from(got.width), u64::from(got.height));
+    assert_eq!(size, (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()));
+    assert_eq!(format!("{:x}", Sha256::digest(&got.data)), want["sha256"].as_str().unwrap(), "not PIL's bytes");
+
+    assert!(images["crafted_dc_overflow_progressive"]["refused"].is_string(), "PIL refuses it");
+    let msg = refused(&bytes("crafted_dc_overflow_progressive"), "overflow.jpg");
+    assert!(msg.contains("DC coefficient out of range"), "{msg}");
+
+    assert!(images["crafted_coefficients_out_of_range"]["sha256"].is_string(), "PIL decodes it");
+    let msg = refused(&bytes("crafted_coefficients_out_of_range"), "range.jpg");
+    assert!(msg.contains("beyond the range of 8-bit JPEG"), "{msg}");
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -101,6 +127,22 @@ fn damaged_jpegs_are_refused_with_the_reason() {
     assert!(msg.contains("truncated"), "{msg}");
     let msg = refused(&good[..good.len() - 2], "no-eoi.jpg");
     assert!(msg.contains("end-of-image"), "{msg}");
+
+    // A second scan after one that coded every component (libjpeg: "Didn't expect more than one
+    // scan"; PIL refuses the file).
+    let mut twice = good[..good.len() - 2].to_vec();
+    twice.extend_from_slice(&good[sos..]);
+    let msg = refused(&twice, "two-scans.jpg");
+    assert!(msg.contains("second scan"), "{msg}");
+
+    // A DC table coding a difference category of 16 (libjpeg refuses such a table).
+    let mut dc16 = good.clone();
+    let dht = marker(&dc16, 0xc4);
+    assert_eq!(dc16[dht + 4] >> 4, 0, "the first table is a DC table");
+    let count: usize = dc16[dht + 5..dht + 21].iter().map(|&c| usize::from(c)).sum();
+    dc16[dht + 21 + count - 1] = 16;
+    let msg = refused(&dc16, "dc16.jpg");
+    assert!(msg.contains("category above 15"), "{msg}");
 
     // A restart interval of 1 MCU in a file that has no restart markers.
     let mut restart = good[..2].to_vec();

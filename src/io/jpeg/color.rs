@@ -75,23 +75,87 @@ fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
-    ycc_to_rgb_any(y, cb, cr, out);
+    // SAFETY: AVX2 (this function's feature) implies SSSE3.
+    ycc_to_rgb_with(y, cb, cr, out, |p, o| unsafe { interleave_ssse3(p, o) });
 }
 
-#[inline(always)]
 fn ycc_to_rgb_any(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
-    const N: usize = 32;
+    ycc_to_rgb_with(y, cb, cr, out, interleave);
+}
+
+/// The conversion over chunks of 16 pixels: computed as planes (which vectorises), then
+/// interleaved by `interleave`.
+#[inline(always)]
+fn ycc_to_rgb_with(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8], interleave: impl Fn(&[[u8; 16]; 3], &mut [u8; 48])) {
+    const N: usize = 16;
     let chunks = y.len() / N;
     for c in 0..chunks {
         let (y, cb, cr) = (&y[c * N..][..N], &cb[c * N..][..N], &cr[c * N..][..N]);
-        let mut rgb = [[0u8; 3]; N];
-        for (o, ((&y, &cb), &cr)) in rgb.iter_mut().zip(y.iter().zip(cb).zip(cr)) {
-            *o = ycc(y, cb, cr).map(clamp);
+        let mut planes = [[0u8; N]; 3];
+        for i in 0..N {
+            let [r, g, b] = ycc(y[i], cb[i], cr[i]).map(clamp);
+            (planes[0][i], planes[1][i], planes[2][i]) = (r, g, b);
         }
-        out[c * N * 3..][..N * 3].copy_from_slice(rgb.as_flattened());
+        let out: &mut [u8; 3 * N] = (&mut out[c * N * 3..][..N * 3]).try_into().unwrap_or_else(|_| unreachable!());
+        interleave(&planes, out);
     }
     for i in chunks * N..y.len() {
         out[i * 3..i * 3 + 3].copy_from_slice(&ycc(y[i], cb[i], cr[i]).map(clamp));
+    }
+}
+
+/// Three planes of 16 samples to 16 interleaved triples.
+#[inline(always)]
+fn interleave(planes: &[[u8; 16]; 3], out: &mut [u8; 48]) {
+    for (i, o) in out.chunks_exact_mut(3).enumerate() {
+        o.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
+    }
+}
+
+/// `pshufb` places each plane's bytes at every third position of each 16-byte output chunk
+/// (index −1 writes 0), and the three are OR-ed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+#[inline]
+unsafe fn interleave_ssse3(planes: &[[u8; 16]; 3], out: &mut [u8; 48]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_or_si128, _mm_shuffle_epi8, _mm_storeu_si128};
+    // For output chunk `k` and plane `p`: the source index of output byte `j`, or −1.
+    const fn mask(k: usize, p: usize) -> [i8; 16] {
+        let mut m = [-1i8; 16];
+        let mut j = 0;
+        while j < 16 {
+            let at = k * 16 + j;
+            if at % 3 == p {
+                m[j] = (at / 3) as i8;
+            }
+            j += 1;
+        }
+        m
+    }
+    const MASKS: [[[i8; 16]; 3]; 3] = {
+        let mut all = [[[0i8; 16]; 3]; 3];
+        let mut k = 0;
+        while k < 3 {
+            let mut p = 0;
+            while p < 3 {
+                all[k][p] = mask(k, p);
+                p += 1;
+            }
+            k += 1;
+        }
+        all
+    };
+    // SAFETY: every load and store is of 16 bytes inside the arrays named; SSSE3 is enabled.
+    unsafe {
+        let v: [__m128i; 3] = std::array::from_fn(|p| _mm_loadu_si128(planes[p].as_ptr().cast()));
+        for (k, masks) in MASKS.iter().enumerate() {
+            let m = |p: usize| _mm_loadu_si128(masks[p].as_ptr().cast());
+            let chunk = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(v[0], m(0)), _mm_shuffle_epi8(v[1], m(1))),
+                _mm_shuffle_epi8(v[2], m(2)),
+            );
+            _mm_storeu_si128(out[k * 16..].as_mut_ptr().cast(), chunk);
+        }
     }
 }
 
@@ -162,12 +226,15 @@ mod tests {
                 }
             }
         }
-        let mut out = vec![0u8; y.len() * 3];
-        ycc_to_rgb(&y, &cb, &cr, &mut out);
-        for (i, o) in out.chunks_exact(3).enumerate() {
-            let (yy, b, r) = (i32::from(y[i]), usize::from(cb[i]), usize::from(cr[i]));
-            let want = [yy + cr_r[r], yy + ((cb_g[b] + cr_g[r]) >> SCALEBITS), yy + cb_b[b]].map(clamp);
-            assert_eq!(o, want, "{} {} {}", y[i], cb[i], cr[i]);
+        // The dispatched conversion (AVX2 where the CPU has it) and the portable one.
+        for convert in [ycc_to_rgb, ycc_to_rgb_any] {
+            let mut out = vec![0u8; y.len() * 3];
+            convert(&y, &cb, &cr, &mut out);
+            for (i, o) in out.chunks_exact(3).enumerate() {
+                let (yy, b, r) = (i32::from(y[i]), usize::from(cb[i]), usize::from(cr[i]));
+                let want = [yy + cr_r[r], yy + ((cb_g[b] + cr_g[r]) >> SCALEBITS), yy + cb_b[b]].map(clamp);
+                assert_eq!(o, want, "{} {} {}", y[i], cb[i], cr[i]);
+            }
         }
         assert_eq!(muldiv255(128, 255), 128);
     }

@@ -71,6 +71,11 @@ impl Table {
             .collect();
         Some(Table { fast, maxcode, valoffset, symbols: symbols.to_vec(), ac })
     }
+
+    /// The largest symbol the table codes (0 for an empty table).
+    pub fn largest_symbol(&self) -> u8 {
+        self.symbols.iter().copied().max().unwrap_or(0)
+    }
 }
 
 /// The coefficient an `n`-bit magnitude category and its `n` extra bits `v` stand for (T.81

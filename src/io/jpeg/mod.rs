@@ -2,22 +2,29 @@
 //! uses (the accurate integer IDCT `jpeg_idct_islow`, "fancy" triangle-filter chroma
 //! upsampling, its fixed-point YCbCr → RGB tables), and PIL's own CMYK → RGB step.
 //!
-//! Baseline, extended-sequential and progressive Huffman-coded 8-bit files with 1, 3 or 4
-//! components and any integer sampling ratios. Refused with a reason, never approximated:
-//! lossless, hierarchical and arithmetic-coded files, 12-bit samples, damaged or truncated data
-//! (libjpeg would fill in grey and warn; PIL then reports a truncated file), and progressive
-//! files whose scans stop before full precision (libjpeg smooths such blocks).
+//! Baseline, extended-sequential (in one scan or several) and progressive Huffman-coded 8-bit
+//! files with 1, 3 or 4 components and any integer sampling ratios. A sequential file whose
+//! first scan holds every component is reconstructed as it decodes (`output`); the others
+//! after their last scan. Refused with a reason, never approximated: lossless, hierarchical and
+//! arithmetic-coded files, 12-bit samples, damaged or truncated data (libjpeg would fill in
+//! grey and warn; PIL then reports a truncated file), progressive files whose scans stop
+//! before full precision (libjpeg smooths such blocks), and coefficients beyond 8-bit JPEG's
+//! range (where libjpeg-turbo's SIMD and C IDCTs, and so PIL on different CPUs, disagree).
 //!
 //! Pure Rust, so the browser build decodes exactly as the CLI does.
 
 mod color;
 mod huffman;
 mod idct;
+mod idct_pass;
 mod markers;
+mod output;
+mod progressive;
 mod scan;
 mod upsample;
 
 use markers::{Frame, Tables};
+use output::Output;
 
 /// A decoded JPEG: `width · height` pixels, RGB (3 bytes) or grey (1 byte) each.
 #[derive(Debug)]
@@ -80,6 +87,8 @@ pub fn decode(data: &[u8]) -> Result<Image, JpegError> {
     let mut frame: Option<Frame> = None;
     // Quantisation tables as each component's first scan found them (libjpeg latches them).
     let mut latched: Vec<Option<[u16; 64]>> = Vec::new();
+    // A sequential file whose first scan holds every component is reconstructed as it decodes.
+    let mut streamed: Option<Output> = None;
     let mut pos = 2;
     loop {
         let Some((code, after)) = next_marker(data, pos) else {
@@ -121,7 +130,12 @@ pub fn decode(data: &[u8]) -> Result<Image, JpegError> {
             }
             0xda => {
                 let f = frame.as_mut().ok_or("damaged JPEG: a scan before the frame header")?;
+                if streamed.is_some() {
+                    // libjpeg: "Didn't expect more than one scan" (JERR_EOI_EXPECTED).
+                    return Err("damaged JPEG: a second scan after a scan of every component".into());
+                }
                 let header = markers::scan_header(seg, f)?;
+                let first = latched.iter().all(Option::is_none);
                 for &(ci, ..) in &header.components {
                     if latched[ci].is_none() {
                         let tq = f.components[ci].tq;
@@ -129,61 +143,38 @@ pub fn decode(data: &[u8]) -> Result<Image, JpegError> {
                             Some(tables.quant[tq].ok_or_else(|| format!("quantisation table {tq} was never defined"))?);
                     }
                 }
-                pos += scan::decode_scan(f, &tables, &header, &data[pos..])?;
+                if first && !f.progressive && header.components.len() == f.components.len() {
+                    streamed = Some(Output::new(f, &latched, tables.jfif, tables.adobe_transform)?);
+                }
+                pos += scan::decode_scan(f, &tables, &header, &data[pos..], streamed.as_mut())?;
             }
             0xe0..=0xef => markers::app(code, seg, &mut tables),
             _ => {}
         }
     }
     let frame = frame.ok_or("damaged JPEG: no frame header before the end of the image")?;
-    reconstruct(frame, &latched, &tables)
+    match streamed {
+        Some(out) => out.finish(tables.orientation),
+        None => reconstruct(&frame, &latched, &tables),
+    }
 }
 
-/// IDCT, upsampling and colour conversion of the decoded coefficients.
-fn reconstruct(frame: Frame, latched: &[Option<[u16; 64]>], tables: &Tables) -> Result<Image, JpegError> {
-    let (width, height) = (frame.width, frame.height);
-    let ids: Vec<u8> = frame.components.iter().map(|c| c.id).collect();
-    let space = color::space(ids.len(), tables.jfif, tables.adobe_transform, &ids);
-    let mut planes = Vec::with_capacity(frame.components.len());
-    for (c, quant) in frame.components.into_iter().zip(latched) {
-        let quant = quant.as_ref().ok_or("the file ends before every colour component was coded")?;
-        if frame.progressive && c.coef_bits[..10].iter().any(|&b| b != 0) {
-            return Err("a progressive JPEG whose scans stop before full precision (libjpeg smooths such blocks): not supported".into());
-        }
-        if !frame.max_h.is_multiple_of(c.h) || !frame.max_v.is_multiple_of(c.v) {
-            return Err(format!(
-                "chroma sampling {}x{} of {}x{} is not an integer ratio",
-                c.h, c.v, frame.max_h, frame.max_v
-            )
-            .into());
-        }
-        let stride = c.bw * 8;
-        let mut plane = vec![0u8; stride * c.bh * 8];
+/// IDCT, upsampling and colour conversion of a progressive or multi-scan file's coefficients.
+fn reconstruct(frame: &Frame, latched: &[Option<[u16; 64]>], tables: &Tables) -> Result<Image, JpegError> {
+    if frame.progressive && frame.components.iter().any(|c| c.coef_bits[..10].iter().any(|&b| b != 0)) {
+        return Err(
+            "a progressive JPEG whose scans stop before full precision (libjpeg smooths such blocks): not supported"
+                .into(),
+        );
+    }
+    let mut out = Output::new(frame, latched, tables.jfif, tables.adobe_transform)?;
+    for (ci, c) in frame.components.iter().enumerate() {
         for (b, block) in c.coefs.as_chunks::<64>().0.iter().enumerate() {
-            let (bx, by) = (b % c.bw, b / c.bw);
-            idct::idct_block(block, quant, &mut plane[by * 8 * stride + bx * 8..], stride);
+            out.block(ci, b % c.bw, b / c.bw, block)?;
         }
-        planes.push((plane, stride, c.dw, c.dh, frame.max_h / c.h, frame.max_v / c.v));
     }
-    // Upsampling and colour conversion row by row, as libjpeg does.
-    let channels = if space == color::Space::Gray { 1 } else { 3 };
-    let mut pixels = vec![0u8; width * height * channels];
-    let views: Vec<(upsample::Plane, usize, usize)> = planes
-        .iter()
-        .map(|(data, stride, dw, dh, hx, vx)| (upsample::Plane { data, stride: *stride, dw: *dw, dh: *dh }, *hx, *vx))
-        .collect();
-    let mut lines: Vec<Vec<u8>> = views.iter().map(|(p, hx, _)| vec![0u8; p.dw * hx]).collect();
-    for (y, out) in pixels.chunks_exact_mut(width * channels).enumerate() {
-        let rows: Vec<&[u8]> =
-            views.iter().zip(lines.iter_mut()).map(|((p, hx, vx), line)| upsample::row(p, *hx, *vx, y, line)).collect();
-        color::convert_row(space, &rows, out);
+    for (ci, c) in frame.components.iter().enumerate() {
+        out.filled(ci, c.bh);
     }
-    let dim = |v: usize| u32::try_from(v).map_err(|_| JpegError::from("image too large"));
-    Ok(Image {
-        width: dim(width)?,
-        height: dim(height)?,
-        gray: space == color::Space::Gray,
-        pixels,
-        orientation: tables.orientation,
-    })
+    out.finish(tables.orientation)
 }

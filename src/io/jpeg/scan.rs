@@ -1,9 +1,11 @@
 //! Entropy-coded scans into coefficients: sequential Huffman scans, and progressive DC/AC first
-//! and refinement scans (ITU T.81 G.1.2), with restart intervals, as libjpeg's `jdhuff.c` and
-//! `jdphuff.c` decode them.
+//! and refinement scans (ITU T.81 G.1.2; the blocks' decoding in `progressive`), with restart
+//! intervals, as libjpeg's `jdhuff.c` and `jdphuff.c` decode them.
 
 use super::huffman::{BitReader, Table};
 use super::markers::{Frame, ScanHeader, Tables, NATURAL};
+use super::output::Output;
+use super::progressive::{ac_first, ac_refine, dc_first};
 
 /// How a block of the scan is decoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,8 +30,9 @@ fn table<'a>(t: &'a [Option<Table>; 4], i: usize, what: &str) -> Lookup<'a> {
 }
 
 /// Checks the scan's parameters (as libjpeg's `start_pass` does), records the bit positions it
-/// sends, and allocates coefficient storage on first use.
-fn prepare(frame: &mut Frame, scan: &ScanHeader) -> Result<Kind, String> {
+/// sends, and allocates coefficient storage on first use (unless the blocks go straight to
+/// `streamed`).
+fn prepare(frame: &mut Frame, scan: &ScanHeader, streamed: bool) -> Result<Kind, String> {
     let bad = |why: &str| {
         Err(format!(
             "bad progression parameters (Ss {}, Se {}, Ah {}, Al {}): {why}",
@@ -65,7 +68,7 @@ fn prepare(frame: &mut Frame, scan: &ScanHeader) -> Result<Kind, String> {
     }
     for &(ci, ..) in &scan.components {
         let c = &mut frame.components[ci];
-        if c.coefs.is_empty() {
+        if c.coefs.is_empty() && !streamed {
             c.coefs = vec![0; c.bw * c.bh * 64];
         }
         let range = if kind == Kind::Sequential { 0..=63 } else { scan.ss..=scan.se };
@@ -77,9 +80,16 @@ fn prepare(frame: &mut Frame, scan: &ScanHeader) -> Result<Kind, String> {
 }
 
 /// Decodes one scan whose entropy-coded data starts at `data`; returns the bytes consumed (up to
-/// the marker that ends it).
-pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader, data: &[u8]) -> Result<usize, String> {
-    let kind = prepare(frame, scan)?;
+/// the marker that ends it). With `out` (a sequential scan of every component), each block goes
+/// to it as soon as it is decoded; otherwise into the components' coefficient stores.
+pub fn decode_scan<'a>(
+    frame: &mut Frame,
+    tables: &'a Tables,
+    scan: &ScanHeader,
+    data: &[u8],
+    mut out: Option<&mut Output>,
+) -> Result<usize, String> {
+    let kind = prepare(frame, scan, out.is_some())?;
     let mut r = BitReader::new(data);
     let mut st = State { pred: [0; 4], eobrun: 0 };
     let interleaved = scan.components.len() > 1;
@@ -94,8 +104,17 @@ pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader,
     let coding: Vec<(Lookup<'a>, Lookup<'a>)> =
         scan.components.iter().map(|&(_, td, ta)| (table(&tables.dc, td, "DC"), table(&tables.ac, ta, "AC"))).collect();
     let need = |t: &Lookup<'a>| t.clone();
+    // libjpeg refuses a DC table with a category above 15 when a scan that decodes DC starts.
+    if matches!(kind, Kind::Sequential | Kind::DcFirst) {
+        for (dc, _) in &coding {
+            if dc.as_ref().is_ok_and(|t| t.largest_symbol() > 15) {
+                return Err("corrupt Huffman table: a DC table with a difference category above 15".into());
+            }
+        }
+    }
     let interval = tables.restart_interval;
     let mut next_rst = 0u8;
+    let mut single = [0i16; 64];
     for unit in 0..units_x * units_y {
         if interval > 0 && unit > 0 && unit % interval == 0 {
             if !r.restart(next_rst) {
@@ -111,8 +130,14 @@ pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader,
             let (nh, nv) = if interleaved { (h, v) } else { (1, 1) };
             for by in 0..nv {
                 for bx in 0..nh {
-                    let b = if interleaved { (uy * v + by) * bw + ux * h + bx } else { uy * bw + ux };
-                    let block = &mut c.coefs[b * 64..b * 64 + 64];
+                    let (x, y) = if interleaved { (ux * h + bx, uy * v + by) } else { (ux, uy) };
+                    if let Some(out) = out.as_deref_mut() {
+                        sequential(&mut r, need(dc)?, need(ac)?, &mut st.pred[slot], &mut single)?;
+                        out.block(ci, x, y, &single)?;
+                        single = [0; 64];
+                        continue;
+                    }
+                    let block = &mut c.coefs[(y * bw + x) * 64..(y * bw + x) * 64 + 64];
                     match kind {
                         Kind::Sequential => sequential(&mut r, need(dc)?, need(ac)?, &mut st.pred[slot], block)?,
                         Kind::DcFirst => dc_first(&mut r, need(dc)?, &mut st.pred[slot], scan.al, block)?,
@@ -133,36 +158,42 @@ pub fn decode_scan<'a>(frame: &mut Frame, tables: &'a Tables, scan: &ScanHeader,
                 Some(m) => format!("corrupt data: a scan's data ends at marker FF {m:02X} before its last block"),
             });
         }
+        if let Some(out) = out.as_deref_mut().filter(|_| ux + 1 == units_x) {
+            for &(ci, ..) in &scan.components {
+                let nv = if interleaved { frame.components[ci].v } else { 1 };
+                out.filled(ci, (uy + 1) * nv);
+            }
+        }
     }
     Ok(r.position())
 }
 
 /// The block position of zigzag index `k`, or the error of a run past the block's end.
-fn position(k: usize) -> Result<usize, String> {
+pub(super) fn position(k: usize) -> Result<usize, String> {
     NATURAL.get(k).copied().ok_or_else(|| "corrupt data: a coefficient past the end of its block".into())
 }
 
-/// Adds a DC difference to the predictor; a sum past `i32` is refused, as libjpeg-turbo refuses
-/// it ("Bogus DCT coefficient").
-fn predict(pred: &mut i32, diff: i32) -> Result<i32, String> {
-    *pred = pred.checked_add(diff).ok_or("corrupt data: a DC coefficient out of range")?;
-    Ok(*pred)
+/// Adds a DC difference to the predictor of a sequential scan, wrapping past `i32` as
+/// libjpeg-turbo's `jdhuff.c` does (its sum is unsigned; PIL decodes such files).
+fn predict(pred: &mut i32, diff: i32) -> i32 {
+    *pred = pred.wrapping_add(diff);
+    *pred
 }
 
-fn symbol(r: &mut BitReader, t: &Table) -> Result<u8, String> {
+pub(super) fn symbol(r: &mut BitReader, t: &Table) -> Result<u8, String> {
     r.decode(t).ok_or_else(|| "corrupt data: a code no Huffman table holds".to_string())
 }
 
-fn dc_diff(r: &mut BitReader, t: &Table) -> Result<i32, String> {
+pub(super) fn dc_diff(r: &mut BitReader, t: &Table) -> Result<i32, String> {
     let s = u32::from(symbol(r, t)?);
-    if s > 16 {
+    if s > 15 {
         return Err(format!("corrupt data: DC difference of {s} bits"));
     }
     Ok(r.signed(s))
 }
 
 fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: &mut [i16]) -> Result<(), String> {
-    block[0] = predict(pred, dc_diff(r, dc)?)? as i16;
+    block[0] = predict(pred, dc_diff(r, dc)?) as i16;
     let mut k = 1;
     while k < 64 {
         if let Some((run, value)) = r.ac_coefficient(ac) {
@@ -184,105 +215,6 @@ fn sequential(r: &mut BitReader, dc: &Table, ac: &Table, pred: &mut i32, block: 
             break;
         }
         k += 1;
-    }
-    Ok(())
-}
-
-fn dc_first(r: &mut BitReader, dc: &Table, pred: &mut i32, al: u32, block: &mut [i16]) -> Result<(), String> {
-    block[0] = ((predict(pred, dc_diff(r, dc)?)? as u32) << al) as i16;
-    Ok(())
-}
-
-fn ac_first(
-    r: &mut BitReader,
-    ac: &Table,
-    scan: &ScanHeader,
-    eobrun: &mut u32,
-    block: &mut [i16],
-) -> Result<(), String> {
-    if *eobrun > 0 {
-        *eobrun -= 1;
-        return Ok(());
-    }
-    let mut k = scan.ss;
-    while k <= scan.se {
-        let rs = symbol(r, ac)?;
-        let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
-        if s != 0 {
-            k += run;
-            let pos = position(k)?;
-            block[pos] = ((r.signed(s) as u32) << scan.al) as i16;
-        } else if run == 15 {
-            k += 15;
-        } else {
-            *eobrun = (1 << run) + r.bits(run as u32) - 1;
-            break;
-        }
-        k += 1;
-    }
-    Ok(())
-}
-
-/// Successive-approximation refinement of AC coefficients (libjpeg's `decode_mcu_AC_refine`).
-fn ac_refine(
-    r: &mut BitReader,
-    ac: &Table,
-    scan: &ScanHeader,
-    eobrun: &mut u32,
-    block: &mut [i16],
-) -> Result<(), String> {
-    let p1: i16 = 1 << scan.al;
-    let m1: i16 = (-1i16) << scan.al;
-    let refine = |r: &mut BitReader, coef: &mut i16| {
-        if r.bit() && (*coef & p1) == 0 {
-            *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
-        }
-    };
-    let mut k = scan.ss;
-    if *eobrun == 0 {
-        while k <= scan.se {
-            let rs = symbol(r, ac)?;
-            let (mut run, s) = (i32::from(rs >> 4), u32::from(rs & 15));
-            let mut value = 0i16;
-            if s != 0 {
-                if s != 1 {
-                    return Err("corrupt data: a refinement coefficient of more than one bit".into());
-                }
-                value = if r.bit() { p1 } else { m1 };
-            } else if run != 15 {
-                *eobrun = (1 << run) + r.bits(run as u32);
-                break;
-            }
-            // Skip the already nonzero coefficients (refining each) and `run` zero ones.
-            while k <= scan.se {
-                let coef = &mut block[NATURAL[k]];
-                if *coef != 0 {
-                    refine(r, coef);
-                } else {
-                    run -= 1;
-                    if run < 0 {
-                        break;
-                    }
-                }
-                k += 1;
-            }
-            if value != 0 {
-                let pos = position(k)?;
-                block[pos] = value;
-            }
-            k += 1;
-        }
-    }
-    if *eobrun > 0 {
-        // Past the end of band: refine the nonzero coefficients left in the band.
-        while k <= scan.se {
-            let coef = &mut block[NATURAL[k]];
-            if *coef != 0 {
-                refine(r, coef);
-            }
-            k += 1;
-        }
-        *eobrun -= 1;
     }
     Ok(())
 }

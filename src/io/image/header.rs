@@ -49,45 +49,9 @@ pub(super) fn read_header(bytes: &[u8], name: &str) -> Result<Header, InputError
         });
     }
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        let (width, height) = jpeg_size(bytes).ok_or_else(|| decode_err(name, "truncated or damaged JPEG header"))?;
+        let (width, height) = crate::io::jpeg::declared_size(bytes)
+            .ok_or_else(|| decode_err(name, "truncated or damaged JPEG header"))?;
         return Ok(Header { kind: Kind::Jpeg, width: width.into(), height: height.into(), has_alpha_channel: false });
     }
     Err(decode_err(name, "not a PNG or JPEG file (only PNG and JPEG are supported)"))
-}
-
-/// Walks the JPEG marker segments to the first SOS (start of scan): (width, height) from the
-/// first SOF marker before it; `None` if the markers end or break before either.
-fn jpeg_size(bytes: &[u8]) -> Option<(u16, u16)> {
-    let mut size = None;
-    let mut i = 2; // after SOI
-    loop {
-        // Markers are 0xFF (possibly repeated as fill) followed by a code.
-        if *bytes.get(i)? != 0xff {
-            return None;
-        }
-        while *bytes.get(i)? == 0xff {
-            i += 1;
-        }
-        let code = *bytes.get(i)?;
-        i += 1;
-        match code {
-            // Standalone markers without a length.
-            0x01 | 0xd0..=0xd7 => continue,
-            // End of image before any scan.
-            0xd9 => return None,
-            0xda => return size,
-            _ => {}
-        }
-        let len = usize::from(u16::from_be_bytes([*bytes.get(i)?, *bytes.get(i + 1)?]));
-        let is_sof = matches!(code, 0xc0..=0xcf) && !matches!(code, 0xc4 | 0xc8 | 0xcc);
-        if is_sof && size.is_none() {
-            // Length, precision, height, width.
-            let seg = bytes.get(i..i + 7)?;
-            size = Some((u16::from_be_bytes([seg[5], seg[6]]), u16::from_be_bytes([seg[3], seg[4]])));
-        }
-        if len < 2 {
-            return None;
-        }
-        i = i.checked_add(len)?;
-    }
 }

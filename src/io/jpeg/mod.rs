@@ -74,6 +74,53 @@ fn next_marker(data: &[u8], mut pos: usize) -> Option<(u8, usize)> {
     }
 }
 
+/// A marker and its segment's body (empty for the markers that have none: SOI, EOI, RSTn, TEM).
+struct Segment<'a> {
+    code: u8,
+    body: &'a [u8],
+    /// The offset just after the segment.
+    end: usize,
+}
+
+/// The marker at or after `pos` and its segment; `None` if no marker follows.
+fn segment(data: &[u8], pos: usize) -> Result<Option<Segment<'_>>, JpegError> {
+    let Some((code, after)) = next_marker(data, pos) else { return Ok(None) };
+    if matches!(code, 0xd0..=0xd9 | 0x01) {
+        return Ok(Some(Segment { code, body: &[], end: after }));
+    }
+    let len = data.get(after..after + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let body = match len {
+        Some(len) if len >= 2 => {
+            data.get(after + 2..after + len).ok_or("truncated JPEG (a marker segment runs past the end)")?
+        }
+        _ => return Err("truncated or damaged JPEG marker segment".into()),
+    };
+    Ok(Some(Segment { code, body, end: after + 2 + body.len() }))
+}
+
+/// The (width, height) the frame header declares, read without decoding anything, so the
+/// caller can check it against its limits first; `None` if the markers end, break, or reach a
+/// scan or the end of the image before a frame header.
+pub fn declared_size(data: &[u8]) -> Option<(u16, u16)> {
+    if !data.starts_with(&[0xff, 0xd8]) {
+        return None;
+    }
+    let mut pos = 2;
+    loop {
+        let s = segment(data, pos).ok()??;
+        match s.code {
+            0xc4 | 0xc8 | 0xcc => {}
+            0xc0..=0xcf => {
+                let b = s.body.get(..5)?;
+                return Some((u16::from_be_bytes([b[3], b[4]]), u16::from_be_bytes([b[1], b[2]])));
+            }
+            0xd9 | 0xda => return None,
+            _ => {}
+        }
+        pos = s.end;
+    }
+}
+
 /// Decodes a JPEG file held in memory. The caller has checked the size the (first and only)
 /// frame header declares.
 ///
@@ -91,24 +138,16 @@ pub fn decode(data: &[u8]) -> Result<Image, JpegError> {
     let mut streamed: Option<Output> = None;
     let mut pos = 2;
     loop {
-        let Some((code, after)) = next_marker(data, pos) else {
+        let Some(Segment { code, body: seg, end }) = segment(data, pos)? else {
             return Err("truncated JPEG (no end-of-image marker after the image data)".into());
         };
-        pos = after;
+        pos = end;
         match code {
             0xd9 => break,
             0xd0..=0xd7 | 0x01 => continue,
             0xd8 => return Err("damaged JPEG: a second start-of-image marker".into()),
             _ => {}
         }
-        let len = data.get(pos..pos + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-        let seg = match len {
-            Some(len) if len >= 2 => {
-                data.get(pos + 2..pos + len).ok_or("truncated JPEG (a marker segment runs past the end)")?
-            }
-            _ => return Err("truncated or damaged JPEG marker segment".into()),
-        };
-        pos += seg.len() + 2;
         match code {
             0xc0..=0xc2 => {
                 if frame.is_some() {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs tokenclip's cargo-fuzz targets (fuzz/) for a given time each, seeded from the test
+# fixtures. Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+#   tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default 600 s, every target)
+# Crashes land in fuzz/artifacts/TARGET/; corpora grow in fuzz/corpus/TARGET/ (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-600}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=($(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^tokenclip-fuzz$'))
+fi
+seed() { # TARGET: copy the small fixtures that feed it into its corpus
+  local dir=fuzz/corpus/$1
+  mkdir -p "$dir"
+  case $1 in
+    image_decode) find tests/fixtures samples -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) \
+                    -size -300k -exec cp -n {} "$dir"/ \; ;;
+  esac
+}
+for t in "${targets[@]}"; do
+  seed "$t"
+  echo "== $t: ${secs}s"
+  (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10) \
+    2>&1 | grep -E '^(#[0-9]+.*(DONE|pulse)|==|SUMMARY|artifact_prefix|Test unit written)' || true
+  ls fuzz/artifacts/"$t" 2>/dev/null | sed "s/^/  finding: /" || true
+done

@@ -17,6 +17,13 @@ seed() { # TARGET: copy the small fixtures that feed it into its corpus
   case $1 in
     image_decode) find tests/fixtures samples -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) \
                     -size -300k -exec cp -n {} "$dir"/ \; ;;
+    safetensors_file) find tests/fixtures -type f -name '*.safetensors' -size -300k -exec cp -n {} "$dir"/ \; ;;
+    torch_checkpoint) find tests/fixtures -type f \( -name '*.pth' -o -name '*.pt' -o -name '*.bin' \) -size -300k \
+                        -exec cp -n {} "$dir"/ \; ;;
+    registry) cp -n src/hub/registry.toml "$dir"/
+              find tests -type f -name '*.toml' -size -100k -exec cp -n {} "$dir"/ \; ;;
+    tokenizer) printf 'a photo of a damaged bottle.' > "$dir"/prompt
+               printf 'flawless  &amp; “perfect” ﬁne Ｗｉｄｅ object' > "$dir"/unicode ;;
   esac
 }
 for t in "${targets[@]}"; do

@@ -22,6 +22,8 @@ seed() { # TARGET: copy the small fixtures that feed it into its corpus
                         -exec cp -n {} "$dir"/ \; ;;
     registry) cp -n src/hub/registry.toml "$dir"/
               find tests -type f -name '*.toml' -size -100k -exec cp -n {} "$dir"/ \; ;;
+    visa_csv) printf 'object,split,label,image,mask\ncandle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png\ncandle,test,normal,"candle/Data/Images/Normal/0,1.JPG",\n' \
+                > "$dir"/1cls.csv ;;
     tokenizer) printf 'a photo of a damaged bottle.' > "$dir"/prompt
                printf 'flawless  &amp; “perfect” ﬁne Ｗｉｄｅ object' > "$dir"/unicode ;;
   esac

@@ -89,14 +89,13 @@ fn ycc_to_rgb_any(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
 fn ycc_to_rgb_with(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8], interleave: impl Fn(&[[u8; 16]; 3], &mut [u8; 48])) {
     const N: usize = 16;
     let chunks = y.len() / N;
-    for c in 0..chunks {
-        let (y, cb, cr) = (&y[c * N..][..N], &cb[c * N..][..N], &cr[c * N..][..N]);
+    let (ys, cbs, crs) = (y.as_chunks::<N>().0, cb.as_chunks::<N>().0, cr.as_chunks::<N>().0);
+    for (out, ((y, cb), cr)) in out.as_chunks_mut::<{ 3 * N }>().0.iter_mut().zip(ys.iter().zip(cbs).zip(crs)) {
         let mut planes = [[0u8; N]; 3];
         for i in 0..N {
             let [r, g, b] = ycc(y[i], cb[i], cr[i]).map(clamp);
             (planes[0][i], planes[1][i], planes[2][i]) = (r, g, b);
         }
-        let out: &mut [u8; 3 * N] = (&mut out[c * N * 3..][..N * 3]).try_into().unwrap_or_else(|_| unreachable!());
         interleave(&planes, out);
     }
     for i in chunks * N..y.len() {

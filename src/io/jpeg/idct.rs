@@ -13,15 +13,12 @@ fn descale(x: i64, n: u32) -> i64 {
     (x + (1 << (n - 1))) >> n
 }
 
-/// libjpeg's post-IDCT range limit (`IDCT_range_limit` indexed by `(int) x & RANGE_MASK`): the
-/// level shift by 128 and a clamp to 0..=255 within ±512 of the centre, wrapping beyond (as
-/// libjpeg does on corrupt data). `x` is the descaled IDCT output.
+/// libjpeg's post-IDCT range limit (`IDCT_range_limit`) on the outputs it is ever given here,
+/// those in [`OUTPUT_RANGE`] (blocks with others are refused): the level shift by 128 and a
+/// clamp to 0..=255. `x` is the descaled IDCT output.
 #[inline(always)]
 fn range_limit(x: i64) -> u8 {
-    // `x & 1023` read as a signed 10-bit number, shifted by 128 and clamped: the table's
-    // ranges (0..=127 → +128, 128..=511 → 255, 512..=895 → 0, 896.. → −896) without branches.
-    let j = (((x as i32) & 1023) ^ 512) - 512;
-    (j + 128).clamp(0, 255) as u8
+    (x + 128).clamp(0, 255) as u8
 }
 
 /// The descaled outputs within which libjpeg's range-limit table clamps (beyond, it wraps,
@@ -183,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn range_limit_wraps_like_libjpeg() {
+    fn range_limit_clamps_like_libjpeg() {
         assert_eq!(range_limit(-128), 0);
         assert_eq!(range_limit(-1), 127);
         assert_eq!(range_limit(0), 128);

@@ -18,9 +18,10 @@ pub(super) const FIX_2_053119869: i64 = 16819;
 pub(super) const FIX_2_562915447: i64 = 20995;
 pub(super) const FIX_3_072711026: i64 = 25172;
 
-/// The integer type of a lane: `i64` as libjpeg's `JLONG`, or `i32` where the block's values
-/// are known to keep every pass output in 32 bits (then wrapping 32-bit arithmetic gives the
-/// very same values: it is exact modulo 2³², and the true values fit).
+/// The integer type of a lane: `i32`, which decoding uses (every block it accepts keeps each
+/// pass output in 32 bits, so wrapping 32-bit arithmetic gives the very same values: it is
+/// exact modulo 2³², and the true values fit), or `i64` as libjpeg's `JLONG`, which the tests
+/// hold the `i32` lanes to.
 pub(super) trait Lane: Copy + Default + Ord {
     fn from_i64(v: i64) -> Self;
     fn to_i64(self) -> i64;

@@ -183,7 +183,7 @@ pub fn decode(data: &[u8]) -> Result<Image, JpegError> {
                     }
                 }
                 if first && !f.progressive && header.components.len() == f.components.len() {
-                    streamed = Some(Output::new(f, &latched, tables.jfif, tables.adobe_transform)?);
+                    streamed = Some(Output::new(f, &latched, &tables)?);
                 }
                 pos += scan::decode_scan(f, &tables, &header, &data[pos..], streamed.as_mut())?;
             }
@@ -206,7 +206,7 @@ fn reconstruct(frame: &Frame, latched: &[Option<[u16; 64]>], tables: &Tables) ->
                 .into(),
         );
     }
-    let mut out = Output::new(frame, latched, tables.jfif, tables.adobe_transform)?;
+    let mut out = Output::new(frame, latched, tables)?;
     for (ci, c) in frame.components.iter().enumerate() {
         for (b, block) in c.coefs.as_chunks::<64>().0.iter().enumerate() {
             out.block(ci, b % c.bw, b / c.bw, block)?;

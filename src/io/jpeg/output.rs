@@ -4,7 +4,7 @@
 //! still in cache when their rows are emitted and no coefficient store is needed; a progressive
 //! file, whose coefficients are complete only after its last scan, feeds them all at the end.
 
-use super::markers::Frame;
+use super::markers::{Frame, Tables};
 use super::{color, idct, upsample, Image, JpegError};
 
 /// One component's samples after the IDCT.
@@ -38,14 +38,15 @@ pub struct Output {
 
 impl Output {
     /// Planes for every component of `frame`, dequantised with the tables each component's first
-    /// scan latched (`quant`), colour space from the markers seen (JFIF, Adobe, identifiers).
+    /// scan latched (`quant`), colour space from the markers in `tables` (JFIF, Adobe) and the
+    /// component identifiers.
     ///
     /// # Errors
     /// A component never coded, or sampling factors that are not integer ratios (libjpeg
     /// refuses them too).
-    pub fn new(frame: &Frame, quant: &[Option<[u16; 64]>], jfif: bool, adobe: Option<u8>) -> Result<Output, JpegError> {
+    pub fn new(frame: &Frame, quant: &[Option<[u16; 64]>], tables: &Tables) -> Result<Output, JpegError> {
         let ids: Vec<u8> = frame.components.iter().map(|c| c.id).collect();
-        let space = color::space(ids.len(), jfif, adobe, &ids);
+        let space = color::space(ids.len(), tables.jfif, tables.adobe_transform, &ids);
         let mut planes = Vec::with_capacity(frame.components.len());
         for (c, q) in frame.components.iter().zip(quant) {
             let quant = q.ok_or("the file ends before every colour component was coded")?;

@@ -21,7 +21,7 @@ pub mod web;
 
 pub use backend::{Backend, BackendError};
 pub use clip::ModelError;
-pub use device::{BackendChoice, Device};
+pub use device::{BackendChoice, Device, DeviceDetector};
 pub use io::InputError;
 pub use tokenclip::{Detection, Detector};
 

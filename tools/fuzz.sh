@@ -24,6 +24,9 @@ seed() { # TARGET: copy the small fixtures that feed it into its corpus
               find tests -type f -name '*.toml' -size -100k -exec cp -n {} "$dir"/ \; ;;
     visa_csv) printf 'object,split,label,image,mask\ncandle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png\ncandle,test,normal,"candle/Data/Images/Normal/0,1.JPG",\n' \
                 > "$dir"/1cls.csv ;;
+    dataset_tree) printf 'bottle/test/good/000.png\nbottle/test/crack/000.png\nbottle/ground_truth/crack/000_mask.png\nbottle/train/good/\n' > "$dir"/mvtec
+                  printf 'screw/good/a.jpg\nscrew/scratch/b.png\nscrew/scratch/b_mask.png\nscrew/loop->..\n' > "$dir"/folder
+                  printf 'split_csv/1cls.csv=object,split,label,image,mask\\ncandle,test,normal,candle/a.JPG,\ncandle/a.JPG\n' > "$dir"/visa ;;
     tokenizer) printf 'a photo of a damaged bottle.' > "$dir"/prompt
                printf 'flawless  &amp; “perfect” ﬁne Ｗｉｄｅ object' > "$dir"/unicode ;;
   esac

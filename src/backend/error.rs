@@ -101,7 +101,18 @@ pub enum BackendError {
         /// wgpu's message.
         message: String,
     },
+    /// The test-only fault hook ([`crate::backend::gpu::FAULT_ENV`]) was given a plan it cannot read.
+    #[error("test GPU fault: {0}")]
+    TestFault(String),
     /// Reading a result back from the GPU failed.
     #[error("reading a result back from the GPU failed: {0}")]
     Readback(String),
+}
+
+impl BackendError {
+    /// True for a failure of the device itself (lost, out of memory, a failed readback) rather
+    /// than of the inputs: the same pass may succeed on another backend.
+    pub fn is_device_fault(&self) -> bool {
+        matches!(self, BackendError::DeviceLost(_) | BackendError::Device { .. } | BackendError::Readback(_))
+    }
 }

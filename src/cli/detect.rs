@@ -10,19 +10,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use tokenclip::backend::Backend;
+use tokenclip::clip::config::ModelConfig;
 use tokenclip::clip::model_file::ModelFile;
 use tokenclip::io::image::{read_image, ImageLimits, RgbImage};
 use tokenclip::io::npy::npy_f32;
 use tokenclip::io::output::{ensure_dir, write_atomic};
 use tokenclip::io::overlay::{encode_png, render_overlay, resize_map, OverlayOptions};
 use tokenclip::io::preprocess::detection_pixels;
-use tokenclip::{Detection, Detector};
+use tokenclip::{BackendChoice, Detection, DeviceDetector};
 
 use super::inputs::{expand_inputs, InputImage};
 use super::progress::Progress;
 use super::scores::{write_scores, ScoreRow};
-use super::{open_device, with_backend, Global};
+use super::{gpu_fault, open_device, Global};
 
 /// The size maps are written at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,7 +92,8 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
     let file = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
     ensure_dir(&args.out)?;
     let device = open_device(g)?;
-    let rows = with_backend!(&device, be => detect_all(be, &file, args, &inputs.images))?;
+    let detector = DeviceDetector::load(device, g.backend == BackendChoice::Auto, &file, &file.config)?;
+    let rows = detect_all(detector, &file, args, &inputs.images)?;
     write_scores(&args.out, &rows, args.threshold)?;
     let failed = rows.iter().filter(|r| r.error.is_some()).count() + inputs.problems.len();
     let flagged = rows.iter().filter(|r| r.flagged == Some(true)).count();
@@ -108,18 +109,24 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn detect_all<B: Backend>(
-    be: &B,
+fn detect_all(
+    mut detector: DeviceDetector,
     file: &ModelFile,
     args: &DetectArgs,
     images: &[InputImage],
 ) -> anyhow::Result<Vec<ScoreRow>> {
-    let detector = Detector::load(file, &file.config, be)?;
+    if let Some(note) = detector.take_switch() {
+        eprintln!("note: {note}");
+    }
     let progress = Progress::new(images.len() as u64, "images");
     let mut rows = Vec::with_capacity(images.len());
     for input in images {
         progress.set_message(input.path.display().to_string());
-        let row = match detect_one(be, &detector, args, input) {
+        let result = detect_one(&mut detector, file, args, input);
+        if let Some(note) = detector.take_switch() {
+            progress.println(format!("note: {note}"));
+        }
+        let row = match result {
             Ok((d, written)) => ScoreRow {
                 path: input.path.display().to_string(),
                 score: Some(d.score),
@@ -129,6 +136,15 @@ fn detect_all<B: Backend>(
                 map: written.map,
                 error: None,
             },
+            // Without fail-over, a GPU fault would fail every later image too: stop here.
+            Err(e) if gpu_fault(&e) => {
+                progress.finish();
+                return Err(e.context(format!(
+                    "detecting {} (the images before it were written; without --backend gpu the run would have \
+                     gone on on the CPU)",
+                    input.path.display()
+                )));
+            }
             Err(e) => {
                 let msg = format!("{e:#}");
                 progress.println(format!("skipped {}: {msg}", input.path.display()));
@@ -150,9 +166,9 @@ fn detect_all<B: Backend>(
     Ok(rows)
 }
 
-fn detect_one<B: Backend>(
-    be: &B,
-    detector: &Detector<B>,
+fn detect_one(
+    detector: &mut DeviceDetector,
+    file: &ModelFile,
     args: &DetectArgs,
     input: &InputImage,
 ) -> anyhow::Result<(Detection, Written)> {
@@ -160,9 +176,9 @@ fn detect_one<B: Backend>(
     let img = read_image(&input.path, &ImageLimits::default())?;
     let size = detector.input_size();
     let pixels = detection_pixels(&img, size as u32, &name)?;
-    let d = pollster::block_on(detector.detect(be, &pixels))?;
-    let written =
-        write_outputs(detector, args, input, &img, &d).with_context(|| format!("writing the results of {name}"))?;
+    let d = pollster::block_on(detector.detect(file, &pixels))?;
+    let written = write_outputs(detector.config(), args, input, &img, &d)
+        .with_context(|| format!("writing the results of {name}"))?;
     Ok((d, written))
 }
 
@@ -172,8 +188,8 @@ struct Written {
     map: Option<String>,
 }
 
-fn write_outputs<B: Backend>(
-    detector: &Detector<B>,
+fn write_outputs(
+    config: &ModelConfig,
     args: &DetectArgs,
     input: &InputImage,
     img: &RgbImage,
@@ -184,7 +200,7 @@ fn write_outputs<B: Backend>(
     if let Some(parent) = stem.parent() {
         ensure_dir(parent)?;
     }
-    let layers = detector.config().feature_layers.len() as f32;
+    let layers = config.feature_layers.len() as f32;
     let opts =
         OverlayOptions::default().with_opacity(args.opacity).with_range(0.0, layers).with_outline(args.threshold);
     let overlay = render_overlay(img, &d.map, d.size, d.size, &opts)?;

@@ -116,9 +116,10 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
     };
     let opts = EvalOptions::default().with_aupro(mode).with_pooled(args.plots);
     let device = open_device(g)?;
-    let (evaluation, stats, backend) = with_backend!(&device, be => {
-        run::evaluate_all(be, &file, &dataset, cache.as_ref(), opts).map(|(e, s)| (e, s, be.describe()))
-    })?;
+    let opened = with_backend!(&device, be => be.describe());
+    let failover = g.backend == tokenclip::BackendChoice::Auto;
+    let (evaluation, stats, ran) = run::evaluate_all(device, failover, &file, &dataset, cache.as_ref(), opts)?;
+    let backend = ran.unwrap_or(opened);
     let info = RunInfo {
         model: model.display().to_string(),
         input_size: file.config.input_size,

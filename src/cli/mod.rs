@@ -77,7 +77,13 @@ pub struct Global {
 /// Parses the command line, runs the subcommand, prints any error and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut gpu = tokenclip::backend::gpu::GpuOptions::from_env();
+    let mut gpu = match tokenclip::backend::gpu::GpuOptions::from_env() {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(name) = cli.adapter {
         gpu = gpu.with_adapter(name);
     }
@@ -113,6 +119,15 @@ pub fn open_device(g: &Global) -> anyhow::Result<tokenclip::Device> {
         eprintln!("note: using the CPU backend ({reason})");
     }
     Ok(device)
+}
+
+/// True when `e` is a GPU fault (device lost, out of memory, failed readback): fatal for the
+/// whole run under `--backend gpu`, where every later image would fail the same way.
+pub fn gpu_fault(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<tokenclip::Error>() {
+        Some(tokenclip::Error::Backend(b)) => b.is_device_fault(),
+        _ => c.downcast_ref::<tokenclip::BackendError>().is_some_and(|b| b.is_device_fault()),
+    })
 }
 
 /// Runs `$body` with `$be` bound to the device's backend, whichever it is.

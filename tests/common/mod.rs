@@ -2,6 +2,7 @@
 //! `assert_close`, and the PyTorch/SciPy fixtures.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod cli;
 pub mod clip;
 pub mod dataset;
 pub mod detect;
@@ -20,8 +21,10 @@ pub const REQUIRE_GPU_ENV: &str = "TOKENCLIP_REQUIRE_GPU";
 /// machine has no adapter. Panics when none exists and `TOKENCLIP_REQUIRE_GPU=1`.
 pub fn gpu(test: &str) -> Option<&'static GpuBackend> {
     static GPU: OnceLock<Result<GpuBackend, String>> = OnceLock::new();
-    let gpu =
-        GPU.get_or_init(|| pollster::block_on(GpuBackend::new(&GpuOptions::from_env())).map_err(|e| e.to_string()));
+    let gpu = GPU.get_or_init(|| {
+        let opts = GpuOptions::from_env().map_err(|e| e.to_string())?;
+        pollster::block_on(GpuBackend::new(&opts)).map_err(|e| e.to_string())
+    });
     match gpu {
         Ok(g) => Some(g),
         Err(e) => {

@@ -21,18 +21,25 @@ pub const REQUIRED_STORAGE_BUFFERS: u32 = 4;
 pub struct GpuOptions {
     /// Case-insensitive substring of the adapter name to use (else the best adapter).
     pub adapter: Option<String>,
+    /// A test-only fault to inject ([`super::FAULT_ENV`]); never set in normal use.
+    pub fault: Option<super::GpuFault>,
 }
 
 impl GpuOptions {
-    /// Options from the environment (`TOKENCLIP_ADAPTER`).
-    pub fn from_env() -> Self {
+    /// Options from the environment (`TOKENCLIP_ADAPTER`, and the test hook's
+    /// `TOKENCLIP_TEST_GPU_FAULT`).
+    ///
+    /// # Errors
+    /// [`BackendError::TestFault`] if the fault variable is set but unreadable.
+    pub fn from_env() -> Result<Self, BackendError> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let adapter = std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty());
-            GpuOptions { adapter }
+            let var = |name| std::env::var(name).ok().filter(|s: &String| !s.is_empty());
+            let fault = var(super::FAULT_ENV).map(|s| s.parse()).transpose()?;
+            Ok(GpuOptions { adapter: var(ADAPTER_ENV), fault })
         }
         #[cfg(target_arch = "wasm32")]
-        GpuOptions::default()
+        Ok(GpuOptions::default())
     }
 
     /// Chooses the adapter whose name contains `name` (case-insensitive).
@@ -190,6 +197,13 @@ impl DeviceHealth {
             }
         });
         health
+    }
+
+    /// Records that the device is lost (the test fault hook destroys it without a callback).
+    pub fn mark_lost(&self, msg: String) {
+        if let Ok(mut slot) = self.lost.lock() {
+            slot.get_or_insert(msg);
+        }
     }
 
     /// The first captured problem since the last call, as an error for `op`.

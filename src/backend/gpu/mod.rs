@@ -5,6 +5,7 @@
 
 mod context;
 pub mod dispatch;
+mod fault;
 mod kernels;
 pub mod params;
 mod pool;
@@ -26,6 +27,7 @@ mod transport;
 use std::sync::Arc;
 
 pub use context::{list_adapters, AdapterSummary, GpuContext, GpuOptions, ADAPTER_ENV};
+pub use fault::{FaultKind, GpuFault, FAULT_ENV};
 pub use pool::size_class;
 
 use super::{
@@ -88,6 +90,8 @@ pub struct GpuBackend {
     placeholder: wgpu::Buffer,
     /// Gaussian taps per σ (bits), uploaded once: an upload mid-pass would force a submission.
     blur_taps: std::sync::Mutex<std::collections::HashMap<u32, GpuTensor>>,
+    /// The test-only fault plan ([`FAULT_ENV`]).
+    fault: fault::FaultHook,
 }
 
 impl GpuBackend {
@@ -121,7 +125,19 @@ impl GpuBackend {
             recorder,
             placeholder,
             blur_taps: Default::default(),
-        })
+            fault: fault::FaultHook::default(),
+        }
+        .with_fault(opts.fault))
+    }
+
+    /// Plans a test-only fault ([`FAULT_ENV`]) counted from the next readback, or clears it.
+    pub fn set_test_fault(&self, fault: Option<GpuFault>) {
+        self.fault.set(fault);
+    }
+
+    fn with_fault(self, fault: Option<GpuFault>) -> Self {
+        self.fault.set(fault);
+        self
     }
 
     /// The adapter, limits and features in use.
@@ -258,6 +274,7 @@ impl Backend for GpuBackend {
     }
 
     async fn read(&self, t: &GpuTensor) -> Result<Vec<f32>, BackendError> {
+        self.fault.readback(&self.ctx)?;
         let raw = self.recorder.read(&self.ctx, t.buf.buffer(), t.bytes()).await?;
         Ok(match t.dtype {
             DType::F32 => bytemuck::pod_collect_to_vec(&raw),

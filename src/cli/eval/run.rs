@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use tokenclip::backend::Backend;
 use tokenclip::clip::model_file::ModelFile;
 use tokenclip::eval::cache::{CachedResult, Lookup, ResultCache};
 use tokenclip::eval::dataset::{Dataset, Sample};
@@ -11,7 +10,7 @@ use tokenclip::eval::evaluate::{EvalOptions, Evaluator};
 use tokenclip::eval::report::Evaluation;
 use tokenclip::io::image::{read_image, ImageLimits};
 use tokenclip::io::preprocess::detection_pixels;
-use tokenclip::Detector;
+use tokenclip::{Device, DeviceDetector};
 
 use crate::cli::progress::Progress;
 
@@ -44,28 +43,39 @@ impl fmt::Display for Stats {
 
 /// State shared across images: the detector (loaded at the first image the cache lacks), the
 /// cache, the counts.
-struct Runner<'a, B: Backend> {
-    be: &'a B,
+struct Runner<'a> {
+    device: Option<Device>,
+    failover: bool,
     file: &'a ModelFile,
-    detector: Option<Detector<B>>,
+    detector: Option<DeviceDetector>,
     cache: Option<&'a ResultCache>,
     stats: Stats,
     cache_write_failed: bool,
 }
 
-/// Evaluates every image of `ds` on `be`, class by class.
+/// Evaluates every image of `ds` on `device`, class by class; with `failover`, a GPU fault moves
+/// the run to the CPU. Also returns the backend that ran (None if every result was cached).
 ///
 /// # Errors
-/// Only fatal ones (the model cannot be loaded on the backend); a failing image is skipped and
-/// reported.
-pub fn evaluate_all<B: Backend>(
-    be: &B,
+/// Only fatal ones: the model cannot be loaded, or the GPU failed without `failover`; a failing
+/// image is skipped and reported.
+pub fn evaluate_all(
+    device: Device,
+    failover: bool,
     file: &ModelFile,
     ds: &Dataset,
     cache: Option<&ResultCache>,
     opts: EvalOptions,
-) -> anyhow::Result<(Evaluation, Stats)> {
-    let mut runner = Runner { be, file, detector: None, cache, stats: Stats::default(), cache_write_failed: false };
+) -> anyhow::Result<(Evaluation, Stats, Option<String>)> {
+    let mut runner = Runner {
+        device: Some(device),
+        failover,
+        file,
+        detector: None,
+        cache,
+        stats: Stats::default(),
+        cache_write_failed: false,
+    };
     let progress = Progress::new(ds.len() as u64, "images");
     let mut ev = Evaluator::new(&ds.root, opts);
     for class in &ds.classes {
@@ -87,10 +97,11 @@ pub fn evaluate_all<B: Backend>(
         }
     }
     progress.finish();
-    Ok((ev.finish(), runner.stats))
+    let backend = runner.detector.as_ref().map(DeviceDetector::describe);
+    Ok((ev.finish(), runner.stats, backend))
 }
 
-impl<B: Backend> Runner<'_, B> {
+impl Runner<'_> {
     /// The image's result (`Err` with the reason if it cannot be had); the outer error is fatal.
     fn result(&mut self, sample: &Sample, progress: &Progress) -> anyhow::Result<Result<CachedResult, String>> {
         let key = match self.cache.map(|_| ResultCache::image_key(&sample.image)).transpose() {
@@ -120,12 +131,24 @@ impl<B: Backend> Runner<'_, B> {
                 Lookup::Miss => {}
             }
         }
-        if self.detector.is_none() {
-            self.detector = Some(Detector::load(self.file, &self.file.config, self.be)?);
+        if let Some(device) = self.device.take() {
+            self.detector = Some(DeviceDetector::load(device, self.failover, self.file, &self.file.config)?);
         }
-        let Some(detector) = &self.detector else { anyhow::bail!("the detector could not be loaded") };
-        let result = match detect(self.be, detector, sample) {
+        let Some(detector) = &mut self.detector else { anyhow::bail!("the detector could not be loaded") };
+        let result = detect(detector, self.file, sample);
+        if let Some(note) = detector.take_switch() {
+            progress.println(format!("note: {note}"));
+        }
+        let result = match result {
             Ok(r) => r,
+            // Without fail-over every later image would fail the same way: stop.
+            Err(e) if crate::cli::gpu_fault(&e) => {
+                return Err(e.context(format!(
+                    "evaluating {} (results so far are cached; without --backend gpu the run would have gone on \
+                     on the CPU)",
+                    sample.image.display()
+                )))
+            }
             Err(e) => {
                 // Errors name the file; the skip names it already.
                 let msg = format!("{e:#}");
@@ -146,11 +169,11 @@ impl<B: Backend> Runner<'_, B> {
     }
 }
 
-fn detect<B: Backend>(be: &B, detector: &Detector<B>, sample: &Sample) -> anyhow::Result<CachedResult> {
+fn detect(detector: &mut DeviceDetector, file: &ModelFile, sample: &Sample) -> anyhow::Result<CachedResult> {
     let name = sample.image.display().to_string();
     let img = read_image(&sample.image, &ImageLimits::default())?;
     let pixels = detection_pixels(&img, detector.input_size() as u32, &name)?;
-    let d = pollster::block_on(detector.detect(be, &pixels))?;
+    let d = pollster::block_on(detector.detect(file, &pixels))?;
     Ok(CachedResult {
         score: d.score,
         map_max: d.map_max,

@@ -1,4 +1,9 @@
-//! The run-time choice between the GPU and the CPU backend, resolved once.
+//! The run-time choice between the GPU and the CPU backend, resolved once, and the detector
+//! that moves to the CPU when the GPU fails.
+
+mod detector;
+
+pub use detector::DeviceDetector;
 
 use std::fmt;
 use std::str::FromStr;

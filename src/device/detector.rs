@@ -1,0 +1,144 @@
+//! A detector on the opened [`Device`] that, when allowed (`--backend auto`), moves to the CPU
+//! the first time the GPU fails: the image that failed is redone there and every later one runs
+//! there too, so a lost or exhausted GPU costs speed, never results.
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::GpuBackend;
+use crate::backend::{Backend, BackendError};
+use crate::clip::config::ModelConfig;
+use crate::clip::weights::TensorSource;
+use crate::{Detection, Detector, Error};
+
+use super::Device;
+
+/// The detector and the backend it runs on.
+enum Placed {
+    Gpu(Box<GpuBackend>, Box<Detector<GpuBackend>>),
+    Cpu(CpuBackend, Box<Detector<CpuBackend>>),
+}
+
+/// A [`Detector`] bound to its backend, with the GPU-to-CPU fail-over.
+pub struct DeviceDetector {
+    placed: Placed,
+    failover: bool,
+    /// Set when the run moved to the CPU, until [`DeviceDetector::take_switch`] reports it.
+    switch: Option<String>,
+    /// Why the run is on the CPU after a GPU fault, for [`DeviceDetector::describe`].
+    fault: Option<String>,
+}
+
+impl std::fmt::Debug for DeviceDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceDetector").field("backend", &self.describe()).finish()
+    }
+}
+
+/// The fail-over target: the model loaded on a fresh CPU backend.
+fn on_cpu(src: &dyn TensorSource, config: &ModelConfig) -> Result<Placed, Error> {
+    let cpu = CpuBackend::new();
+    let detector = Detector::load(src, config, &cpu)?;
+    Ok(Placed::Cpu(cpu, Box::new(detector)))
+}
+
+/// The GPU fault `e`, if it is one a fail-over may answer.
+fn device_fault(e: &Error) -> Option<&BackendError> {
+    match e {
+        Error::Backend(b) if b.is_device_fault() => Some(b),
+        _ => None,
+    }
+}
+
+impl DeviceDetector {
+    /// Loads the model from `src` onto `device`. With `failover`, a GPU that fails while the
+    /// weights are uploaded, or during any later pass, is replaced by the CPU backend.
+    ///
+    /// # Errors
+    /// What [`Detector::load`] returns (a GPU fault only without `failover`).
+    pub fn load(device: Device, failover: bool, src: &dyn TensorSource, config: &ModelConfig) -> Result<Self, Error> {
+        let (placed, fault) = match device {
+            Device::Cpu(cpu) => {
+                let detector = Detector::load(src, config, &cpu)?;
+                (Placed::Cpu(cpu, Box::new(detector)), None)
+            }
+            Device::Gpu(gpu) => match Detector::load(src, config, &*gpu) {
+                Ok(detector) => (Placed::Gpu(gpu, Box::new(detector)), None),
+                Err(e) => match device_fault(&e) {
+                    Some(b) if failover => {
+                        let why = format!("{b} (while loading the model)");
+                        drop(gpu);
+                        (on_cpu(src, config)?, Some(why))
+                    }
+                    _ => return Err(e),
+                },
+            },
+        };
+        let switch = fault.as_ref().map(|why| switch_message(why));
+        Ok(DeviceDetector { placed, failover, switch, fault })
+    }
+
+    /// Detects anomalies in one preprocessed image (see [`Detector::detect`]). On a GPU fault
+    /// with fail-over allowed, the model is loaded on the CPU from `src` and the image redone
+    /// there; [`DeviceDetector::take_switch`] then says so once.
+    ///
+    /// # Errors
+    /// What [`Detector::detect`] returns; a GPU fault only without fail-over.
+    pub async fn detect(&mut self, src: &dyn TensorSource, pixels: &[f32]) -> Result<Detection, Error> {
+        if let Placed::Gpu(be, detector) = &self.placed {
+            let result = detector.detect(be, pixels).await;
+            match result.as_ref().err().and_then(device_fault) {
+                Some(b) if self.failover => {
+                    let why = b.to_string();
+                    let config = detector.config().clone();
+                    // The GPU's buffers go before the CPU copy of the weights arrives.
+                    self.placed = on_cpu(src, &config)?;
+                    self.switch = Some(switch_message(&why));
+                    self.fault = Some(why);
+                }
+                _ => return result,
+            }
+        }
+        match &self.placed {
+            Placed::Cpu(be, detector) => detector.detect(be, pixels).await,
+            Placed::Gpu(be, detector) => detector.detect(be, pixels).await,
+        }
+    }
+
+    /// The message for a switch to the CPU not yet reported, once.
+    pub fn take_switch(&mut self) -> Option<String> {
+        self.switch.take()
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        match &self.placed {
+            Placed::Gpu(_, d) => d.config(),
+            Placed::Cpu(_, d) => d.config(),
+        }
+    }
+
+    /// The input side S the images must be preprocessed to.
+    pub fn input_size(&self) -> usize {
+        self.config().input_size
+    }
+
+    /// The backend in use, and why the CPU if a GPU fault put the run there.
+    pub fn describe(&self) -> String {
+        let be = match &self.placed {
+            Placed::Gpu(be, _) => be.describe(),
+            Placed::Cpu(be, _) => be.describe(),
+        };
+        match &self.fault {
+            Some(why) => format!("{be}, after the GPU failed: {why}"),
+            None => be,
+        }
+    }
+
+    /// True while the GPU runs the passes.
+    pub fn on_gpu(&self) -> bool {
+        matches!(self.placed, Placed::Gpu(..))
+    }
+}
+
+fn switch_message(why: &str) -> String {
+    format!("the GPU failed ({why}); continuing on the CPU (the image that failed is redone there)")
+}

@@ -16,6 +16,7 @@ use tokenclip::clip::model_file::ModelFile;
 use tokenclip::eval::dataset::{Dataset, Sample};
 use tokenclip::eval::mask::read_mask;
 use tokenclip::io::image::{read_image, ImageLimits};
+use tokenclip::io::output::{ensure_dir, write_atomic};
 use tokenclip::io::preprocess::detection_pixels;
 use tokenclip::train::adam::AdamConfig;
 use tokenclip::train::config::TrainConfig;
@@ -129,6 +130,10 @@ pub fn run(g: &Global, args: &TrainArgs) -> anyhow::Result<()> {
         anyhow::bail!("no training images in {}", args.data.display());
     }
     let cache = args.cache.clone().unwrap_or_else(|| sibling(&args.out, ".cache"));
+    // Early: a folder that cannot be written fails now, and a killed run's temporary files go.
+    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    ensure_dir(parent)?;
+    ensure_dir(&cache)?;
     let device = open_device(g)?;
     with_backend!(&device, be => train(be, &base, args, samples, &cache))
 }
@@ -168,11 +173,7 @@ fn train<B: Backend>(
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening the log {}", log_path.display()))?;
+    let mut log = open_log(&log_path, args.resume.then_some(trainer.progress.steps))?;
     while trainer.progress.epoch < trainer.config.epochs {
         let epoch = trainer.progress.epoch;
         let bar = Progress::new(
@@ -186,7 +187,8 @@ fn train<B: Backend>(
                 batch.iter().map(|&i| load(be, &extractor, &items[i], size)).collect::<anyhow::Result<Vec<_>>>()?;
             let terms = trainer.step(&images)?;
             let secs = start.elapsed().as_secs_f64();
-            writeln!(log, "{}", log_line(epoch, trainer.progress.steps, &terms, secs))?;
+            // One write per line, so a killed run leaves at most one torn line (dropped on resume).
+            log.write_all(format!("{}\n", log_line(epoch, trainer.progress.steps, &terms, secs)).as_bytes())?;
             bar.set_message(describe(&terms, secs));
             bar.inc();
             if stop.load(Ordering::SeqCst) {
@@ -201,6 +203,26 @@ fn train<B: Backend>(
         eprintln!("epoch {} done: checkpoint {}", epoch + 1, args.out.display());
     }
     Ok(())
+}
+
+/// The step log, ready to append: a fresh run starts it empty; a resumed one keeps the lines up
+/// to the checkpoint's step (a run killed after it logged more steps, or mid-line, would
+/// otherwise leave steps that the resumed run logs again).
+fn open_log(path: &Path, resumed_at: Option<u64>) -> anyhow::Result<std::fs::File> {
+    let kept = match resumed_at {
+        None => String::new(),
+        Some(steps) => std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .take_while(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .is_ok_and(|v| v["step"].as_u64().is_some_and(|s| s <= steps))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
+    write_atomic(path, kept.as_bytes())?;
+    std::fs::OpenOptions::new().append(true).open(path).with_context(|| format!("opening the log {}", path.display()))
 }
 
 fn describe(t: &LossTerms, secs: f64) -> String {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 #[cfg(not(target_arch = "wasm32"))]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -357,35 +357,27 @@ pub fn write_atomic(
     write_atomic_with(path, |w| plan.write(w, tensors, &path.display().to_string(), fill))
 }
 
-/// Runs `write` on a buffered temporary file beside `path`, then flushes, syncs and renames it
-/// to `path`; on any error the temporary file is removed and `path` is untouched.
+/// Runs `write` on a buffered temporary file beside `path` ([`crate::io::output::AtomicFile`]),
+/// then flushes, syncs and renames it to `path`; on any error the temporary file is removed and
+/// `path` is untouched.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), ModelError>,
 ) -> Result<(), ModelError> {
     let name = path.display().to_string();
-    let tmp = temp_path(path);
-    let result = (|| {
-        let io = |e| ModelError::io(&name, e);
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        write(&mut w)?;
-        let file = w.into_inner().map_err(|e| ModelError::io(&name, e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut file = crate::io::output::AtomicFile::create(path).map_err(|e| ModelError::io(&name, input_io(e)))?;
+    write(&mut file)?;
+    file.commit().map_err(|e| ModelError::io(&name, input_io(e)))
 }
 
+/// The I/O error inside an output error (the model error names the path itself).
 #[cfg(not(target_arch = "wasm32"))]
-/// `DIR/.NAME.tmp-PID`: beside the target, so the final rename stays on one file system.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{file}.tmp-{}", std::process::id()))
+fn input_io(e: crate::io::InputError) -> std::io::Error {
+    match e {
+        crate::io::InputError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
 }
 
 /// Little-endian bytes of f32 values.

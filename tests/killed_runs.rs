@@ -8,6 +8,7 @@
 mod common;
 
 #[path = "hub/env.rs"]
+#[allow(dead_code)] // the hub tests use the rest
 mod env;
 
 use std::path::{Path, PathBuf};

@@ -132,11 +132,6 @@ impl DeviceDetector {
             None => be,
         }
     }
-
-    /// True while the GPU runs the passes.
-    pub fn on_gpu(&self) -> bool {
-        matches!(self.placed, Placed::Gpu(..))
-    }
 }
 
 fn switch_message(why: &str) -> String {

@@ -19,9 +19,11 @@
 //!   what kind of problem it is ([`error`]); user input never panics.
 
 pub mod cache;
+mod engine;
 pub mod error;
 mod gpu;
 pub mod image;
+pub mod memory;
 pub mod named;
 mod overlay;
 pub mod source;
@@ -35,10 +37,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::backend::gpu::GpuBackend;
 use crate::io::image::ImageLimits;
 use crate::io::preprocess::detection_pixels;
 
+use engine::{BackendChoice, Engine, Target};
 pub use error::{ErrorKind, WebError};
 pub use gpu::check_web_gpu;
 pub use overlay::{decode_image, encode_png_js, render_overlay_js};
@@ -55,19 +57,15 @@ fn install_panic_hook() {
     });
 }
 
-/// A detector loaded on the browser's WebGPU device.
+/// A detector loaded on the browser's WebGPU device or on the wasm CPU backend.
 #[wasm_bindgen]
 pub struct Detector {
     inner: Rc<Inner>,
 }
 
 struct Inner {
-    // Field order matters: the detector's weights go back to the pool before `_release` empties it.
-    detector: crate::Detector<GpuBackend>,
-    _release: ReleaseOnDrop,
-    be: Rc<GpuBackend>,
+    engine: Engine,
     turns: Rc<gpu::Turns>,
-    adapter: String,
     name: String,
     bytes: f64,
     origin: Origin,
@@ -75,35 +73,39 @@ struct Inner {
     cache_error: Option<String>,
 }
 
-/// Frees the shared backend's unused buffers when a detector goes (its weights among them), so a
-/// page that loads one model after another does not keep the old weights on the GPU.
-struct ReleaseOnDrop(Rc<GpuBackend>);
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        self.0.release_free_buffers();
-    }
+/// What `Detector.load`'s options ask for.
+struct LoadOptions {
+    progress: Progress,
+    cache: CacheChoice,
+    named: named::NamedOptions,
+    backend: BackendChoice,
 }
 
 #[wasm_bindgen]
 impl Detector {
-    /// Loads a model file (URL, bytes, Blob or File) onto the GPU. URLs and Files are kept in
-    /// the browser's cache (see `LoadOptions.cache`), and a URL found there is not downloaded
-    /// again.
+    /// Loads a model file (URL, bytes, Blob or File) onto WebGPU or the CPU (`LoadOptions.backend`,
+    /// "auto" by default: WebGPU when an adapter opens, else the CPU). URLs and Files are kept
+    /// in the browser's cache (see `LoadOptions.cache`), and a URL found there is not
+    /// downloaded again.
     ///
     /// # Errors
-    /// Rejects with a `TokenclipError`: `webgpu-unavailable`, `adapter-limits`, `network`,
-    /// `storage`, `model` (not a tokenclip model, damaged, another architecture than its config
-    /// says, no text embeddings) or `argument`.
+    /// Rejects with a `TokenclipError`: `webgpu-unavailable` (only with `backend: "webgpu"`),
+    /// `adapter-limits`, `memory` (too big for the CPU backend's wasm memory; refused from the
+    /// file's header, before the rest downloads), `network`, `storage`, `model` (not a tokenclip
+    /// model, damaged, another architecture than its config says, no text embeddings) or
+    /// `argument`.
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "ModelSource")] source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Detector, JsValue> {
         install_panic_hook();
-        let (progress, choice, named) = load_options(options.as_ref())?;
-        gpu::webgpu_precheck()?;
-        let bytes = acquire(&source, &choice, &named, &progress).await?;
-        Ok(finish_load(bytes, progress).await?)
+        let o = load_options(options.as_ref())?;
+        let target = o.backend.resolve().await?;
+        if matches!(target, Target::Cpu { .. }) {
+            o.progress.gate_cpu_memory();
+        }
+        let bytes = acquire(&source, &o.cache, &o.named, &target, &o.progress).await?;
+        Ok(finish_load(bytes, o.progress, target).await?)
     }
 
     /// The named models `load` accepts (the CLI's registry, plus `options.registry`), for a
@@ -116,8 +118,8 @@ impl Detector {
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<js_sys::Array, JsValue> {
         install_panic_hook();
-        let (_, _, named) = load_options(options.as_ref())?;
-        Ok(named::list(&named::registry(&named)?))
+        let o = load_options(options.as_ref())?;
+        Ok(named::list(&named::registry(&o.named)?))
     }
 
     /// Loads the model cached under `key` (see `cachedModels`).
@@ -130,10 +132,13 @@ impl Detector {
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Detector, JsValue> {
         install_panic_hook();
-        let (progress, _, _) = load_options(options.as_ref())?;
-        gpu::webgpu_precheck()?;
-        let bytes = source::cached(&key, &progress).await?;
-        Ok(finish_load(bytes, progress).await?)
+        let o = load_options(options.as_ref())?;
+        let target = o.backend.resolve().await?;
+        if matches!(target, Target::Cpu { .. }) {
+            o.progress.gate_cpu_memory();
+        }
+        let bytes = source::cached(&key, &o.progress).await?;
+        Ok(finish_load(bytes, o.progress, target).await?)
     }
 
     /// The models in the browser's cache (empty where the Cache API is unavailable).
@@ -161,7 +166,8 @@ impl Detector {
     ///
     /// # Errors
     /// Rejects with a `TokenclipError`: `image` (cannot be decoded, empty, over 16384 px a side
-    /// or 64 Mpixel), `argument`, `adapter-limits` or `gpu`.
+    /// or 64 Mpixel), `argument`, `adapter-limits` or `gpu`. On the CPU backend the pass runs on
+    /// the calling thread: call it from a worker (as the page does) to keep a page responsive.
     #[wasm_bindgen(unchecked_return_type = "Promise<Detection>")]
     pub fn detect(&self, #[wasm_bindgen(unchecked_param_type = "ImageSource")] image: JsValue) -> Promise {
         install_panic_hook();
@@ -175,29 +181,43 @@ impl Detector {
     /// The input size S images are squashed to (the map is S × S).
     #[wasm_bindgen(getter = inputSize)]
     pub fn input_size(&self) -> usize {
-        self.inner.detector.input_size()
+        self.inner.engine.config().input_size
     }
 
     /// The CLIP architecture's name ("ViT-B/16", …) or "custom CLIP ViT".
     #[wasm_bindgen(getter = modelName)]
     pub fn model_name(&self) -> String {
-        let c = &self.inner.detector.config().clip;
+        let c = &self.inner.engine.config().clip;
         c.name.clone().unwrap_or_else(|| "custom CLIP ViT".into())
     }
 
     /// The model's configuration (the `config` metadata of the file, as an object).
     #[wasm_bindgen(getter, unchecked_return_type = "Record<string, unknown>")]
     pub fn config(&self) -> JsValue {
-        serde_json::to_string(self.inner.detector.config())
+        serde_json::to_string(self.inner.engine.config())
             .ok()
             .and_then(|s| js_sys::JSON::parse(&s).ok())
             .unwrap_or(JsValue::NULL)
     }
 
-    /// The GPU adapter in use, as the browser describes it.
+    /// Where the model runs: "webgpu" or "cpu" (the wasm CPU backend).
+    #[wasm_bindgen(getter, unchecked_return_type = "BackendName")]
+    pub fn backend(&self) -> String {
+        self.inner.engine.backend().into()
+    }
+
+    /// The device in use: the GPU adapter as the browser describes it, or the CPU backend
+    /// ("the CPU (WebAssembly SIMD, 1 thread)").
     #[wasm_bindgen(getter)]
     pub fn adapter(&self) -> String {
-        self.inner.adapter.clone()
+        self.inner.engine.device()
+    }
+
+    /// Why `backend: "auto"` runs on the CPU (WebGPU unavailable, or the GPU failed while
+    /// loading); `undefined` on WebGPU or when the CPU was asked for.
+    #[wasm_bindgen(getter = backendReason)]
+    pub fn backend_reason(&self) -> Option<String> {
+        self.inner.engine.why_cpu()
     }
 
     /// The model file's name (file name or URL's last part).
@@ -234,9 +254,9 @@ impl Detector {
 impl Inner {
     async fn detect(&self, value: &JsValue) -> Result<JsValue, WebError> {
         let named = image::read(value, &ImageLimits::default()).await?;
-        let size = self.detector.input_size();
+        let size = self.engine.config().input_size;
         let pixels = detection_pixels(&named.image, size as u32, &named.name)?;
-        let d = self.detector.detect(self.be.as_ref(), &pixels).await?;
+        let d = self.engine.detect(&pixels).await?;
         let o = Object::new();
         let set = |k: &str, v: JsValue| {
             let _ = Reflect::set(&o, &k.into(), &v);
@@ -249,13 +269,20 @@ impl Inner {
         set("height", d.size.into());
         set("imageWidth", named.image.width.into());
         set("imageHeight", named.image.height.into());
-        set("layers", self.detector.config().feature_layers.len().into());
+        set("layers", self.engine.config().feature_layers.len().into());
         Ok(o.into())
     }
 }
 
-fn load_options(options: Option<&Object>) -> Result<(Progress, CacheChoice, named::NamedOptions), WebError> {
-    let Some(o) = options else { return Ok((Progress::new(None), CacheChoice::Default, Default::default())) };
+fn load_options(options: Option<&Object>) -> Result<LoadOptions, WebError> {
+    let Some(o) = options else {
+        return Ok(LoadOptions {
+            progress: Progress::new(None),
+            cache: CacheChoice::Default,
+            named: Default::default(),
+            backend: BackendChoice::Auto,
+        });
+    };
     let get = |k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
     let text = |k: &str| -> Result<Option<String>, WebError> {
         let v = get(k);
@@ -292,19 +319,21 @@ fn load_options(options: Option<&Object>) -> Result<(Progress, CacheChoice, name
     } else {
         return Err(WebError::argument("cache must be true, false or a non-empty key string"));
     };
-    Ok((Progress::new(callback), choice, named))
+    let backend = BackendChoice::parse(&get("backend"))?;
+    Ok(LoadOptions { progress: Progress::new(callback), cache: choice, named, backend })
 }
 
 async fn acquire(
     source: &JsValue,
     choice: &CacheChoice,
     named: &named::NamedOptions,
+    target: &Target,
     progress: &Progress,
 ) -> Result<ModelBytes, WebError> {
     if let Some(url) = source.as_string() {
         let registry = named::registry(named)?;
         if let Some(entry) = registry.get(&url) {
-            return named::load(entry, named, choice, progress).await;
+            return named::load(entry, named, choice, target, progress).await;
         }
         return source::from_url(&url, choice, progress).await;
     }
@@ -330,12 +359,12 @@ async fn acquire(
     Err(WebError::argument("Detector.load takes a URL (string or URL), an ArrayBuffer or typed array, or a Blob/File"))
 }
 
-/// Checks the file (before touching the GPU, so a wrong file fails at once), opens the GPU and
-/// uploads the tensors. A file that turns out not to be a usable model is removed from the
-/// cache again, so it is not offered (or auto-loaded by a page) next time.
-async fn finish_load(bytes: ModelBytes, progress: Progress) -> Result<Detector, WebError> {
+/// Checks the file (before touching the GPU, so a wrong file fails at once), loads the model on
+/// its backend. A file that turns out not to be a usable model is removed from the cache again,
+/// so it is not offered (or auto-loaded by a page) next time.
+async fn finish_load(bytes: ModelBytes, progress: Progress, target: Target) -> Result<Detector, WebError> {
     let key = bytes.cache_key.clone();
-    let result = upload(bytes, progress).await;
+    let result = upload(bytes, progress, target).await;
     if let (Err(e), Some(key)) = (&result, key) {
         if e.kind == ErrorKind::Model {
             let _ = cache::remove(&key).await;
@@ -344,28 +373,14 @@ async fn finish_load(bytes: ModelBytes, progress: Progress) -> Result<Detector, 
     result
 }
 
-async fn upload(bytes: ModelBytes, progress: Progress) -> Result<Detector, WebError> {
+async fn upload(bytes: ModelBytes, progress: Progress, target: Target) -> Result<Detector, WebError> {
     let file_bytes = f64::from(bytes.bytes.length());
     let src = JsTensorSource::open(bytes.bytes, bytes.name.clone(), progress)?;
-    src.progress().report("gpu", 0.0, None, true);
-    let gpu::SharedGpu { be, turns, adapter } = gpu::shared_gpu().await?;
-    src.progress().report("gpu", 1.0, Some(1.0), true);
-    gpu::check_fits(&src.config, be.context(), &adapter)?;
-    let detector = match crate::Detector::load(&src, &src.config, be.as_ref()) {
-        Ok(d) => d,
-        Err(e) => {
-            // What was uploaded before the failure went back to the pool: free it.
-            be.release_free_buffers();
-            return Err(e.into());
-        }
-    };
+    let (engine, turns) = Engine::load(&src, target).await?;
     src.finish();
     let inner = Inner {
-        detector,
-        _release: ReleaseOnDrop(be.clone()),
-        be,
+        engine,
         turns,
-        adapter,
         name: bytes.name,
         bytes: file_bytes,
         origin: bytes.origin,

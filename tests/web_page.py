@@ -19,7 +19,13 @@ Drives Chromium through chromedriver's W3C WebDriver HTTP API (Python standard l
    it beside the built-in names, downloads, verifies and converts it, and its scores and maps
    equal the native CLI's `detect --model NAME` against the same fake hub; the browser sent no
    Range or Authorization header; a reload loads the converted model from the cache.
-4. Without --enable-unsafe-webgpu: the page says WebGPU is unavailable (screenshot saved).
+4. The backend switch: "Run on: the CPU" reloads the model on the wasm CPU backend and its scores
+   and maps equal the CLI's (CPU_MAP_TOL, CPU_SCORE_TOL); back to WebGPU after.
+5. Without --enable-unsafe-webgpu (no adapter): the page says models run on the CPU, loads the tiny
+   model there and gives the CLI's scores and maps (screenshot saved); through the JS API, an
+   explicit `backend: "webgpu"` rejects with `webgpu-unavailable`, and a model too big for wasm
+   memory (S = 8208) is refused with `memory` from its header, before the rest of the download
+   (the server counts what it sent).
 
 Artifacts: target/web-artifacts/{page.png, no-webgpu.png, web_page.json, *.overlay.png}.
 
@@ -65,6 +71,10 @@ OPACITY = 0.5
 # 1e-4 relative and absolute) bound the map; the scores are a softmax of dot products.
 MAP_TOL = 1e-4
 SCORE_TOL = 1e-5
+# The wasm CPU backend (simd128 GEMM, one thread) against the CLI's CPU backend (AVX2/AVX-512
+# GEMM, threads) on the same weights and pixels: the same f32 ops, summed in another order.
+CPU_MAP_TOL = 1e-5
+CPU_SCORE_TOL = 1e-6
 CHROME_ARGS = json.loads((ROOT / "webdriver.json").read_text())["goog:chromeOptions"]["args"]
 
 
@@ -108,6 +118,10 @@ def make_fixtures(tokenclip):
         shutil.rmtree(native, ignore_errors=True)
         run([tokenclip, "--backend", "cpu", "detect", "--model", model, "--save-maps", "--map-size", "model",
              "--threshold", THRESHOLD, "--opacity", OPACITY, "--out", native, *images])
+    huge = FIXTURES / "huge-input.safetensors"
+    if not fresh(huge, clip, prompts, tokenclip):
+        run([tokenclip, "import", "--clip", clip, "--prompts", prompts, "--vision-only", "--dtype", "f16",
+             "--image-size", "8208", "--out", huge])
     (FIXTURES / "not-a-model.safetensors").write_bytes(images[0].read_bytes()[:4096])
     (FIXTURES / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a PNG" + bytes(64))
     ihdr = struct.pack(">II", 30000, 30000) + bytes([8, 2, 0, 0, 0])
@@ -225,6 +239,30 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def end_headers(self):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
+
+    # /padded/NAME: fixtures/NAME followed by PADDING zero bytes, sent slowly (a big download),
+    # with the bytes actually sent kept in `sent[NAME]`.
+    PADDING = 256 << 20
+    sent = {}
+
+    def do_GET(self):
+        if not self.path.startswith("/padded/"):
+            return super().do_GET()
+        name = self.path[len("/padded/"):]
+        data = (FIXTURES / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) + self.PADDING))
+        self.end_headers()
+        Handler.sent[name] = 0
+        try:
+            for at in range(0, len(data) + self.PADDING, 1 << 16):
+                chunk = data[at:at + (1 << 16)] or bytes(1 << 16)
+                self.wfile.write(chunk)
+                Handler.sent[name] += len(chunk)
+                time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def log_message(self, *args):
         pass
@@ -374,6 +412,13 @@ class Browser:
     def js(self, script, *args):
         return self.cmd("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
 
+    def js_async(self, script, *args):
+        """Runs an async function body; its return value (or thrown error's fields) comes back."""
+        wrapped = ("const done = arguments[arguments.length - 1];"
+                   f"(async () => {{ {script} }})().then(v => done({{ ok: v ?? null }}),"
+                   " e => done({ error: { name: e?.name, kind: e?.kind, message: e?.message ?? String(e) } }));")
+        return self.cmd("POST", self.s("/execute/async"), {"script": wrapped, "args": list(args)})
+
     def find(self, css):
         v = self.cmd("POST", self.s("/element"), {"using": "css selector", "value": css})
         return next(iter(v.values()))
@@ -476,26 +521,8 @@ def check_page(chromedriver, tokenclip):
         log(st["text"])
 
         b.send_files("#image-files", images + [FIXTURES / "broken.png", FIXTURES / "huge.png"])
-        results = {r["name"]: r for r in wait_images(b, len(images) + 2)}
-        dom = {c["name"]: c for c in b.js("return [...document.querySelectorAll('.card')].map(c => ({name: c.dataset.name,"
-                                              " score: Number(c.dataset.score), flagged: c.dataset.flagged,"
-                                              " kind: c.dataset.errorKind || null}))")}
-        for img in images:
-            r, want = results[img.name], expected[img.name]
-            assert r["state"] == "done", r
-            want_map = read_npy(native / (img.stem + ".map.npy"))
-            map_err = max(abs(a - b_) for a, b_ in zip(r["map"], want_map))
-            score_err = abs(dom[img.name]["score"] - want["score"])
-            flagged = dom[img.name]["flagged"] == "true"
-            report["images"][img.name] = {"score": dom[img.name]["score"], "cli_score": want["score"],
-                                          "score_abs_diff": score_err, "map_max_abs_diff": map_err,
-                                          "detect_ms": r["detectMs"]}
-            log(f"{img.name}: score {dom[img.name]['score']:.7f} (CLI {want['score']:.7f}, |Δ| {score_err:.1e}), "
-                f"map max |Δ| {map_err:.1e}, {r['detectMs']:.0f} ms")
-            assert len(r["map"]) == len(want_map) == 64 * 64
-            assert map_err <= MAP_TOL, f"{img.name}: map differs from the CLI's by {map_err}"
-            assert score_err <= SCORE_TOL, f"{img.name}: score differs from the CLI's by {score_err}"
-            assert flagged == want["flagged"], f"{img.name}: flagged {flagged}, CLI {want['flagged']}"
+        results, dom = compare_with_cli(b, images, native, expected, len(images) + 2, MAP_TOL, SCORE_TOL,
+                                        report["images"])
         for name, needle in [("broken.png", "decode"), ("huge.png", "larger than the limit")]:
             r = results[name]
             assert r["state"] == "error" and dom[name]["kind"] == "image" and needle in r["error"]["message"], r
@@ -520,6 +547,17 @@ def check_page(chromedriver, tokenclip):
         assert far <= 1e-3, f"the downloaded overlay differs from the CLI's on {far:.2%} of the samples"
 
         b.screenshot(ARTIFACTS / "page.png")
+
+        # "Run on: the CPU" moves the model to the wasm CPU backend; every image runs again there.
+        st = switch_backend(b, "cpu")
+        assert st["backend"] == "cpu" and "WebAssembly SIMD" in st["text"], st
+        log(f"switched to the CPU: {st['text']}")
+        report["cpu_switch"] = {}
+        compare_with_cli(b, images, native, expected, len(images) + 2, CPU_MAP_TOL, CPU_SCORE_TOL,
+                         report["cpu_switch"])
+        st = switch_backend(b, "auto")
+        assert st["backend"] == "webgpu", st
+        wait_images(b, len(images) + 2)
 
         # A reload takes the model from the browser's cache and gives the same result.
         b.open(url + "/index.html")
@@ -554,23 +592,88 @@ def check_page(chromedriver, tokenclip):
                 log(f"console: {entry.get('message', '')[:500]}")
         b.close()
 
-    # Without --enable-unsafe-webgpu there is no adapter: the page must say so.
+    # Without --enable-unsafe-webgpu there is no adapter: the page runs the model on the CPU.
     b = Browser(chromedriver, webgpu=False)
     try:
-        b.open(url + "/index.html")
-        kind = b.wait("!document.getElementById('webgpu-problem').hidden && document.getElementById('webgpu-problem').dataset.kind",
-                      "the no-WebGPU message", 120)
-        message = b.js("return document.getElementById('webgpu-message').textContent")
-        assert kind == "webgpu-unavailable" and "WebGPU" in message, (kind, message)
-        assert b.js("return document.getElementById('model-file').disabled"), "the model picker should be disabled"
-        report["no_webgpu_message"] = message
-        log(f"without WebGPU: {message}")
-        b.screenshot(ARTIFACTS / "no-webgpu.png")
+        check_no_webgpu(b, url, model, images, native, expected, report)
     finally:
         b.close()
     server.shutdown()
     (ARTIFACTS / "web_page.json").write_text(json.dumps(report, indent=2))
     log(f"all page checks passed; report in {(ARTIFACTS / 'web_page.json').relative_to(ROOT)}")
+
+
+def compare_with_cli(b, images, native, expected, n, map_tol, score_tol, report):
+    """Waits for n image cards; asserts the page's scores, maps and flags equal the CLI's."""
+    results = {r["name"]: r for r in wait_images(b, n)}
+    dom = {c["name"]: c for c in b.js("return [...document.querySelectorAll('.card')].map(c => ({name: c.dataset.name,"
+                                          " score: Number(c.dataset.score), flagged: c.dataset.flagged,"
+                                          " kind: c.dataset.errorKind || null}))")}
+    for img in images:
+        r, want = results[img.name], expected[img.name]
+        assert r["state"] == "done", r
+        want_map = read_npy(native / (img.stem + ".map.npy"))
+        map_err = max(abs(a - b_) for a, b_ in zip(r["map"], want_map))
+        score_err = abs(dom[img.name]["score"] - want["score"])
+        flagged = dom[img.name]["flagged"] == "true"
+        report[img.name] = {"score": dom[img.name]["score"], "cli_score": want["score"],
+                            "score_abs_diff": score_err, "map_max_abs_diff": map_err, "detect_ms": r["detectMs"]}
+        log(f"{img.name}: score {dom[img.name]['score']:.7f} (CLI {want['score']:.7f}, |Δ| {score_err:.1e}), "
+            f"map max |Δ| {map_err:.1e}, {r['detectMs']:.0f} ms")
+        assert len(r["map"]) == len(want_map) == 64 * 64
+        assert map_err <= map_tol, f"{img.name}: map differs from the CLI's by {map_err} (> {map_tol})"
+        assert score_err <= score_tol, f"{img.name}: score differs from the CLI's by {score_err} (> {score_tol})"
+        assert flagged == want["flagged"], f"{img.name}: flagged {flagged}, CLI {want['flagged']}"
+    return results, dom
+
+
+def switch_backend(b, backend):
+    """Picks `backend` in the page's "Run on" list; returns the model status once reloaded."""
+    b.js("const s = document.getElementById('backend'); s.value = arguments[0];"
+         "document.getElementById('model-status').dataset.state = 'loading';"
+         "s.dispatchEvent(new Event('change'));", backend)
+    st = wait_model(b)
+    assert st["state"] == "ready", st
+    st["backend"] = b.js("return document.getElementById('model-status').dataset.backend")
+    return st
+
+
+def check_no_webgpu(b, url, model, images, native, expected, report):
+    """The page and the JS API in a browser without WebGPU: the CPU backend, as the CLI."""
+    b.open(url + "/index.html")
+    device = b.wait("!document.getElementById('webgpu-ok').hidden && document.getElementById('webgpu-ok').textContent",
+                    "the device line", 120)
+    assert "WebGPU is unavailable" in device and "CPU" in device, device
+    assert b.js("return document.getElementById('webgpu-problem').hidden"), "no fatal message without WebGPU"
+    log(f"without WebGPU: {device}")
+    st = open_model(b, model)
+    assert st["state"] == "ready", st
+    backend = b.js("return document.getElementById('model-status').dataset.backend")
+    assert backend == "cpu" and "WebGPU is unavailable" in st["text"], (backend, st)
+    log(st["text"])
+    report["no_webgpu"] = {"device": device, "load_ms": st["loadMs"], "images": {}}
+    b.send_files("#image-files", images)
+    compare_with_cli(b, images, native, expected, len(images), CPU_MAP_TOL, CPU_SCORE_TOL,
+                     report["no_webgpu"]["images"])
+    b.screenshot(ARTIFACTS / "no-webgpu.png")
+
+    # The JS API on the page's main thread: an explicit "webgpu" is the typed error, and "auto"
+    # refuses a model too big for wasm memory from its header, long before its download ends.
+    api = f"const m = await import('{url}/pkg/tokenclip.js'); await m.default();"
+    r = b.js_async(api + "await m.Detector.load(arguments[0], { backend: 'webgpu', cache: false }); return 'loaded';",
+                   f"{url}/fixtures/{model.name}")
+    assert r.get("error", {}).get("kind") == "webgpu-unavailable", r
+    log(f"backend: 'webgpu' without WebGPU: {r['error']['message'][:120]}…")
+    huge = "huge-input.safetensors"
+    size = (FIXTURES / huge).stat().st_size + Handler.PADDING
+    r = b.js_async(api + "await m.Detector.load(arguments[0], { cache: false }); return 'loaded';", f"{url}/padded/{huge}")
+    err = r.get("error", {})
+    assert err.get("kind") == "memory" and "GiB of WebAssembly memory" in err.get("message", ""), r
+    time.sleep(1.0)  # the server notices the aborted connection
+    sent = Handler.sent.get(huge, 0)
+    log(f"too big for wasm memory: refused after {sent / 1048576:.1f} of {size / 1048576:.0f} MiB: {err['message']}")
+    assert sent < size / 4, f"the refused model kept downloading: {sent} of {size} bytes sent"
+    report["no_webgpu"]["memory_refusal"] = {"message": err["message"], "bytes_sent": sent, "bytes_total": size}
 
 
 def check_named(b, url, tokenclip, images, report):

@@ -42,6 +42,8 @@ worker.onerror = (event) => {
 
 const state = {
   webgpu: null, // checkWebGpu() result
+  backend: "auto", // what loads ask for: auto | webgpu | cpu
+  lastLoad: null, // the args of the last successful load, to reload on another backend
   model: null, // describe() of the loaded model
   modelState: "none", // none | loading | ready | error
   images: [], // { id, name, file, state, result, error, card, canvas }
@@ -98,7 +100,7 @@ const PHASES = {
   verify: "Checking the download against its published hash",
   convert: "Converting the checkpoint into a model file (once; it is then kept in this browser)",
   read: "Reading the model file",
-  upload: "Uploading the weights to the GPU",
+  upload: "Uploading the weights",
 };
 
 // When each loading phase started (performance.now()), to report where the time went.
@@ -131,8 +133,8 @@ function explain(error) {
 }
 
 async function loadModel(args, what) {
-  if (state.webgpu && !state.webgpu.available) return;
-  args = { ...args, named: state.named };
+  const asked = args;
+  args = { ...args, named: state.named, backend: state.backend };
   setModelStatus("loading", `Loading ${what}…`);
   setInputsEnabled(false);
   phaseStarts = [];
@@ -143,6 +145,7 @@ async function loadModel(args, what) {
       phaseStarts.map(([phase, t], i) => [phase, ((phaseStarts[i + 1]?.[1] ?? end) - t) / 1000]),
     );
     state.model = m;
+    state.lastLoad = { args: asked, what };
     const where = { cache: "from this browser's storage", network: "from the network", file: "from your disk", bytes: "" }[m.origin];
     const cached = m.cacheKey
       ? "It is kept in this browser's storage for the next visit."
@@ -154,8 +157,10 @@ async function loadModel(args, what) {
       `Loaded ${m.name} (${m.modelName}, ${m.weights ?? ""} weights, ${mb(m.bytes)} MB, input ${m.inputSize} px) ` +
         `${where} in ${(m.loadMs / 1000).toFixed(1)} s ` +
         `(${Object.entries(phases).map(([k, v]) => `${PHASE_NAMES[k] ?? k} ${v.toFixed(1)} s`).join(", ")}) ` +
-        `on ${m.adapter}. ${cached}`,
+        `on ${m.adapter}${m.backendReason ? ` (${m.backendReason})` : ""}. ${cached}`,
     );
+    $("model-status").dataset.backend = m.backend;
+    showDevice(m);
     $("model-status").dataset.phases = JSON.stringify(phases);
     $("model-status").dataset.origin = m.origin;
     $("model-status").dataset.loadMs = String(m.loadMs);
@@ -168,7 +173,6 @@ async function loadModel(args, what) {
     setModelStatus("error", `Could not load ${what}: ${explain(e).replace(/\.$/, "")}${still}.`);
     if (state.model) state.modelState = "ready";
     $("model-status").dataset.kind = e?.kind ?? "internal";
-    if (e?.kind === "webgpu-unavailable" || e?.kind === "adapter-limits") showFatal(e.message, e.kind);
   } finally {
     $("model-progress").hidden = true;
     setInputsEnabled(true);
@@ -176,8 +180,28 @@ async function loadModel(args, what) {
 }
 
 function setInputsEnabled(on) {
-  const usable = on && !(state.webgpu && !state.webgpu.available);
-  for (const id of ["model-file", "model-url", "model-url-load", "model-name", "model-name-load"]) $(id).disabled = !usable;
+  for (const id of ["model-file", "model-url", "model-url-load", "model-name", "model-name-load", "backend"]) $(id).disabled = !on;
+}
+
+/** The device line: which backend runs the loaded model (or would run the next one). */
+function showDevice(model) {
+  const el = $("webgpu-ok");
+  el.hidden = false;
+  const gpu = state.webgpu;
+  if (model) {
+    el.dataset.backend = model.backend;
+    el.textContent =
+      model.backend === "webgpu"
+        ? `Running on WebGPU: ${model.adapter}.`
+        : `Running on ${model.adapter}${model.backendReason ? `, because ${model.backendReason}` : ""}; ` +
+          "WebGPU is several times faster where the browser offers it.";
+  } else if (gpu?.available) {
+    el.textContent = `WebGPU adapter: ${gpu.adapter}.`;
+  } else {
+    el.textContent =
+      `WebGPU is unavailable here (${(gpu?.message ?? "no adapter").split(". ")[0].replace(/\.$/, "")}); ` +
+      "models run on the CPU (WebAssembly SIMD), which is slower but gives the same results.";
+  }
 }
 
 // ---- images ---------------------------------------------------------------------------------
@@ -387,6 +411,14 @@ $("image-files").onchange = (e) => {
   addImages([...e.target.files]);
   e.target.value = "";
 };
+$("backend").onchange = () => {
+  state.backend = $("backend").value;
+  // The model in use moves to the backend chosen (from the browser's storage when it is there).
+  const last = state.lastLoad;
+  if (!last) return;
+  const args = state.model?.cacheKey ? { cacheKey: state.model.cacheKey } : last.args;
+  loadModel(args, last.what);
+};
 $("download-scores").onclick = downloadScores;
 $("clear-images").onclick = () => [...state.images].forEach(removeImage);
 
@@ -411,7 +443,6 @@ document.addEventListener("dragleave", (e) => {
 document.addEventListener("drop", (e) => {
   e.preventDefault();
   zone.classList.remove("over");
-  if (state.webgpu && !state.webgpu.available) return;
   const files = [...(e.dataTransfer?.files ?? [])];
   const model = files.find((f) => f.name.endsWith(".safetensors"));
   if (model) loadModel({ source: model }, model.name);
@@ -475,17 +506,12 @@ async function start() {
     return;
   }
   state.webgpu = status.webgpu;
-  if (!status.webgpu.available) {
-    showFatal(status.webgpu.message, status.webgpu.kind);
-    setModelStatus("error", "No model can be loaded without WebGPU.");
-    setInputsEnabled(false);
-    $("image-files").disabled = true;
-    return;
-  }
+  const asked = new URLSearchParams(location.search).get("backend");
+  if (["auto", "webgpu", "cpu"].includes(asked)) state.backend = asked;
+  $("backend").value = state.backend;
   if (status.modelsError) setModelStatus("error", `The model registry could not be read: ${status.modelsError}`);
   fillNamed(status.models ?? []);
-  $("webgpu-ok").hidden = false;
-  $("webgpu-ok").textContent = `WebGPU adapter: ${status.webgpu.adapter}.`;
+  showDevice(null);
   setInputsEnabled(true);
   navigator.storage?.persist?.().catch(() => {});
   const fromQuery = new URLSearchParams(location.search).get("model");

@@ -1,12 +1,31 @@
-// The page's worker: it runs the tokenclip package (model, GPU, decoding, overlays) so the page
-// never freezes, whatever the image or model size. It is a plain user of the JS API.
+// The page's worker: it runs the tokenclip package (model, GPU or CPU, decoding, overlays) so the
+// page never freezes, whatever the image or model size (on the CPU backend a pass blocks the
+// thread it runs on: this one). It is a plain user of the JS API.
 //
 // Protocol: the page posts { id, op, args }; the worker answers { id, progress } while loading and
 // finally { id, ok: true, result } or { id, ok: false, error: { name, kind, message } }.
 
-import init, { Detector, checkWebGpu, decodeImage, encodePng, renderOverlay } from "./pkg/tokenclip.js";
+import init, { Detector, checkWebGpu, decodeImage, encodePng, renderOverlay, wasmMemoryBytes } from "./pkg/tokenclip.js";
 
-const ready = init();
+// The smallest module using a WebAssembly SIMD instruction (i32.const 0; i8x16.splat): the
+// package is built with simd128 and cannot even compile where it is missing.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x08, 0x01, 0x06, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0x0b,
+]);
+
+const ready = WebAssembly.validate(SIMD_PROBE)
+  ? init()
+  : Promise.reject(
+      Object.assign(
+        new Error(
+          "this browser's WebAssembly has no SIMD (simd128), which tokenclip needs; update the browser " +
+            "(Chrome or Edge 91, Firefox 89, Safari 16.4 or later)",
+        ),
+        { name: "TokenclipError", kind: "unsupported" },
+      ),
+    );
+ready.catch(() => {}); // reported to the page by the first call
 /** @type {Detector | null} */
 let detector = null;
 /** Decoded images and their results, by the page's image id. */
@@ -20,6 +39,9 @@ function describe(d, ms) {
     bytes: d.fileBytes,
     origin: d.origin,
     adapter: d.adapter,
+    backend: d.backend,
+    backendReason: d.backendReason ?? null,
+    wasmMemoryBytes: wasmMemoryBytes(),
     cacheKey: d.cacheKey ?? null,
     cacheError: d.cacheError ?? null,
     weights: d.config?.weights ?? null,
@@ -50,10 +72,11 @@ const ops = {
     return { webgpu, cached, models, modelsError };
   },
 
-  // `source`: a name, URL, File or bytes; `named`: hub/GitHub endpoints and an extra registry.
-  async load({ source, cacheKey, named }, progress) {
+  // `source`: a name, URL, File or bytes; `named`: hub/GitHub endpoints and an extra registry;
+  // `backend`: "auto", "webgpu" or "cpu".
+  async load({ source, cacheKey, named, backend }, progress) {
     const t0 = performance.now();
-    const options = { onProgress: progress, ...(named ?? {}) };
+    const options = { onProgress: progress, backend: backend ?? "auto", ...(named ?? {}) };
     const next = cacheKey ? await Detector.loadCached(cacheKey, options) : await Detector.load(source, options);
     const ms = performance.now() - t0;
     detector?.free();
@@ -90,7 +113,7 @@ const ops = {
     const overlay = overlayOf(entry, opacity, threshold, false);
     const map = result.map.slice();
     return [
-      { ...result, map, overlay, decodeMs: t1 - t0, detectMs: t2 - t1 },
+      { ...result, map, overlay, decodeMs: t1 - t0, detectMs: t2 - t1, wasmMemoryBytes: wasmMemoryBytes() },
       [overlay.data.buffer, map.buffer],
     ];
   },

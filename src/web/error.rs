@@ -16,6 +16,8 @@ pub enum ErrorKind {
     WebGpuUnavailable,
     /// The adapter's limits are below what the kernels or this model need.
     AdapterLimits,
+    /// The model needs more memory than the backend has (the wasm CPU backend's 4 GiB).
+    Memory,
     /// The model file is not a tokenclip model, is damaged, or does not match its config.
     Model,
     /// The image cannot be decoded, is empty or is too large.
@@ -36,6 +38,7 @@ impl ErrorKind {
         match self {
             ErrorKind::WebGpuUnavailable => "webgpu-unavailable",
             ErrorKind::AdapterLimits => "adapter-limits",
+            ErrorKind::Memory => "memory",
             ErrorKind::Model => "model",
             ErrorKind::Image => "image",
             ErrorKind::Network => "network",

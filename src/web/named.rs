@@ -13,6 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
+use crate::backend::cpu::CpuBackend;
 use crate::clip::config::WeightDType;
 use crate::clip::import::{plan_import, Checkpoint, PromptSource};
 use crate::hub::source::Endpoints;
@@ -22,6 +23,7 @@ use crate::io::bytes::RandomAccess;
 use crate::tokenclip::prompt_files::prompts_from;
 
 use super::cache;
+use super::engine::Target;
 use super::error::{js_message, ErrorKind, WebError};
 use super::gpu;
 use super::source::{read_stream, CacheChoice, ModelBytes, Origin, Progress};
@@ -104,6 +106,7 @@ pub async fn load(
     entry: &ModelEntry,
     opts: &NamedOptions,
     choice: &CacheChoice,
+    target: &Target,
     progress: &Progress,
 ) -> Result<ModelBytes, WebError> {
     let key = match choice {
@@ -127,7 +130,7 @@ pub async fn load(
             PromptSource::Loaded { prompts: Box::new(prompts_from(&ckpt, &name)?), source: src.describe() }
         }
     };
-    let out = convert(entry, clip, prompts, progress).await?;
+    let out = convert(entry, clip, prompts, target, progress).await?;
     let (cache_key, cache_error) = match (&store, &key) {
         (Some(c), Some(k)) => {
             let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&out))
@@ -154,20 +157,27 @@ async fn convert(
     entry: &ModelEntry,
     clip: Uint8Array,
     prompts: PromptSource,
+    target: &Target,
     progress: &Progress,
 ) -> Result<Uint8Array, WebError> {
     let ckpt = Checkpoint::from_source(Box::new(JsBytes(clip)), entry.clip.file_name().to_string())?;
     let mut opts = entry.import.options(prompts);
     opts.dtype = WeightDType::F16;
     opts.vision_only = true;
-    progress.report("gpu", 0.0, None, true);
-    let shared = gpu::shared_gpu().await?;
-    progress.report("gpu", 1.0, Some(1.0), true);
-    progress.report("convert", 0.0, None, true);
-    let plan = plan_import(shared.be.as_ref(), &ckpt, &Default::default(), &opts).await;
-    // The text tower's weights went back to the pool when it was dropped: free them.
-    shared.be.release_free_buffers();
-    let plan = plan?;
+    // The text tower runs once, on the backend the detector will use.
+    let plan = if matches!(target, Target::Cpu { .. }) {
+        progress.report("convert", 0.0, None, true);
+        plan_import(&CpuBackend::new(), &ckpt, &Default::default(), &opts).await?
+    } else {
+        progress.report("gpu", 0.0, None, true);
+        let shared = gpu::shared_gpu().await?;
+        progress.report("gpu", 1.0, Some(1.0), true);
+        progress.report("convert", 0.0, None, true);
+        let plan = plan_import(shared.be.as_ref(), &ckpt, &Default::default(), &opts).await;
+        // The text tower's weights went back to the pool when it was dropped: free them.
+        shared.be.release_free_buffers();
+        plan?
+    };
     let total = plan.total_bytes();
     let len = u32::try_from(total).map_err(|_| {
         WebError::new(

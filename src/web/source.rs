@@ -17,25 +17,34 @@ use super::error::{js_message, ErrorKind, WebError};
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
-    /// The global `fetch` (window or worker).
+    /// The global `fetch` (window or worker), with its options (an abort signal).
     #[wasm_bindgen(catch, js_name = fetch)]
-    fn global_fetch(input: &str) -> Result<js_sys::Promise, JsValue>;
+    fn global_fetch(input: &str, init: &JsValue) -> Result<js_sys::Promise, JsValue>;
 }
 
 /// How often progress is reported while bytes arrive (and always at the end of a phase).
 const PROGRESS_STEP: f64 = 1024.0 * 1024.0;
 
-/// The `onProgress` callback of `Detector.load`, called with `{ phase, loaded, total }`.
+/// The `onProgress` callback of `Detector.load`, called with `{ phase, loaded, total }`, and
+/// what the bytes are checked for while they arrive.
 #[derive(Debug, Default)]
 pub struct Progress {
     callback: Option<Function>,
     last: Cell<f64>,
+    /// Refuse a model too big for the wasm CPU backend as soon as its header has arrived.
+    cpu_memory_gate: Cell<bool>,
 }
 
 impl Progress {
     /// Progress reported to `callback`, if any.
     pub fn new(callback: Option<Function>) -> Self {
-        Progress { callback, last: Cell::new(f64::NEG_INFINITY) }
+        Progress { callback, last: Cell::new(f64::NEG_INFINITY), cpu_memory_gate: Cell::new(false) }
+    }
+
+    /// Makes every read of model bytes check, from the header alone, that the model fits the
+    /// wasm CPU backend's memory ([`super::memory::check_header`]).
+    pub fn gate_cpu_memory(&self) {
+        self.cpu_memory_gate.set(true);
     }
 
     /// Reports `loaded` of `total` bytes in `phase`; at most once per MiB unless `force`.
@@ -143,6 +152,7 @@ pub async fn read_stream(
     };
     let mut chunks: Vec<Uint8Array> = Vec::new();
     let mut loaded = 0f64;
+    let mut gate_open = !progress.cpu_memory_gate.get();
     progress.report(phase, 0.0, total, true);
     loop {
         let step =
@@ -169,6 +179,20 @@ pub async fn read_stream(
             None => chunks.push(chunk),
         }
         loaded += len;
+        if !gate_open {
+            let prefix = |n: u32| match &buf {
+                Some(b) => b.subarray(0, n).to_vec(),
+                None => joined_prefix(&chunks, n),
+            };
+            match super::memory::check_header(&prefix, loaded as u32, name) {
+                Some(Err(e)) => {
+                    let _ = reader.cancel();
+                    return Err(e);
+                }
+                Some(Ok(())) => gate_open = true,
+                None => {}
+            }
+        }
         progress.report(phase, loaded, total.filter(|t| *t >= loaded), false);
     }
     progress.report(phase, loaded, Some(loaded), true);
@@ -188,6 +212,19 @@ pub async fn read_stream(
         at += c.length();
     }
     Ok(out)
+}
+
+/// The first `n` bytes of `chunks` joined.
+fn joined_prefix(chunks: &[Uint8Array], n: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n as usize);
+    for c in chunks {
+        let want = n as usize - out.len();
+        if want == 0 {
+            break;
+        }
+        out.extend(c.subarray(0, c.length().min(want as u32)).to_vec());
+    }
+    out
 }
 
 /// Resolves `url` against the page (or worker) location.
@@ -252,7 +289,14 @@ pub async fn from_url(url: &str, choice: &CacheChoice, progress: &Progress) -> R
             ),
         )
     };
-    let promise = global_fetch(&url).map_err(|e| net(&e))?;
+    // Aborting stops the download itself, the cache's branch of it too (a model refused on
+    // its header is not downloaded further).
+    let abort = web_sys::AbortController::new().ok();
+    let init = Object::new();
+    if let Some(a) = &abort {
+        let _ = Reflect::set(&init, &"signal".into(), &a.signal());
+    }
+    let promise = global_fetch(&url, &init).map_err(|e| net(&e))?;
     let response: Response = JsFuture::from(promise).await.map_err(|e| net(&e))?.unchecked_into();
     if !response.ok() {
         return Err(WebError::new(
@@ -272,7 +316,16 @@ pub async fn from_url(url: &str, choice: &CacheChoice, progress: &Progress) -> R
         }
         _ => (body, Err(String::new())),
     };
-    let bytes = read_stream(&ours, total, "download", progress, &url, ErrorKind::Network).await?;
+    let bytes = match read_stream(&ours, total, "download", progress, &url, ErrorKind::Network).await {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(a) = &abort {
+                a.abort();
+            }
+            // A cache put of an aborted stream rejects and stores nothing.
+            return Err(e);
+        }
+    };
     let (cache_key, cache_error) = finish_store(stored, key, cache.is_some()).await;
     Ok(ModelBytes { bytes, name, origin: Origin::Network, cache_key, cache_error })
 }

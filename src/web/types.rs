@@ -55,7 +55,14 @@ export interface LoadOptions {
   githubEndpoint?: string;
   /** For named models: the text of a registry file (the CLI's format) adding or replacing names. */
   registry?: string;
+  /** Where the model runs. "auto" (default): WebGPU when an adapter opens, else the CPU.
+   * "webgpu": WebGPU or the `webgpu-unavailable` error. "cpu": the CPU backend compiled to
+   * WebAssembly (SIMD, one thread; the pass blocks its thread, so use it from a worker). */
+  backend?: "auto" | "webgpu" | "cpu";
 }
+
+/** Where a loaded model runs (`detector.backend`). */
+export type BackendName = "webgpu" | "cpu";
 
 /** Where a loaded model's bytes came from. */
 export type ModelOrigin = "network" | "cache" | "file" | "bytes";
@@ -103,6 +110,7 @@ export interface CachedModel {
 export type ErrorKind =
   | "webgpu-unavailable"
   | "adapter-limits"
+  | "memory"
   | "model"
   | "image"
   | "network"

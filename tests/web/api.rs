@@ -363,3 +363,62 @@ async fn check_web_gpu_reports_the_adapter() {
     assert!(num(&limits, "maxStorageBufferBindingSize") >= 128.0 * 1024.0 * 1024.0);
     assert!(get(&status, "adapter").as_string().is_some());
 }
+
+fn backend_options(backend: &str) -> Object {
+    let o = Object::new();
+    Reflect::set(&o, &"backend".into(), &backend.into()).unwrap();
+    o
+}
+
+#[wasm_bindgen_test]
+async fn cpu_backend_in_browser_matches_cpu_library_and_webgpu() {
+    let config = tiny_config(2, true);
+    let bytes = model_bytes(&config, None);
+    let det = load(&bytes, Some(backend_options("cpu"))).await.unwrap();
+    assert_eq!(det.backend(), "cpu");
+    assert!(det.adapter().contains("WebAssembly SIMD"), "{}", det.adapter());
+    assert_eq!(det.backend_reason(), None, "the CPU was asked for, not fallen back to");
+    let (w, h) = (70, 52);
+    let rgba = test_rgba(w, h);
+    let got = detect(&det, &image_data(w, h, &rgba).into()).await.unwrap();
+
+    // The JS API's CPU path is the library's CPU backend on the same f16 weights and pixels:
+    // the same code in the same module, so the same bits.
+    let cpu = CpuBackend::new();
+    let reference = tokenclip::Detector::load(&MemSource::new(bytes), &config, &cpu).unwrap();
+    let img = RgbImage::from_rgba(w, h, &rgba).unwrap();
+    let want = reference.detect(&cpu, &detection_pixels(&img, 48, "test").unwrap()).await.unwrap();
+    let map = get(&got, "map").dyn_into::<Float32Array>().unwrap().to_vec();
+    assert_eq!(map, want.map);
+    assert_eq!(num(&got, "score") as f32, want.score);
+
+    // And WebGPU (SwiftShader) on the same model agrees within the ops' tolerances.
+    let gpu = shared().await;
+    assert_eq!(gpu.backend(), "webgpu");
+    let on_gpu = detect(&gpu, &image_data(w, h, &rgba).into()).await.unwrap();
+    let gpu_map = get(&on_gpu, "map").dyn_into::<Float32Array>().unwrap().to_vec();
+    assert!(max_abs(&map, &gpu_map) <= 1e-4, "CPU and WebGPU maps differ by {}", max_abs(&map, &gpu_map));
+    assert!((num(&got, "score") - num(&on_gpu, "score")).abs() <= 1e-5);
+    assert!(web::memory::wasm_memory_bytes() > 0.0);
+}
+
+#[wasm_bindgen_test]
+async fn backend_option_is_checked() {
+    let bytes = model_bytes(&tiny_config(1, true), None);
+    let r = load(&bytes, Some(backend_options("gpu"))).await;
+    assert_kind("backend: gpu", r, "argument", "\"auto\", \"webgpu\" or \"cpu\"");
+    // With an adapter (CI's SwiftShader), "auto" and "webgpu" both take it.
+    for b in ["auto", "webgpu"] {
+        let det = load(&bytes, Some(backend_options(b))).await.unwrap();
+        assert_eq!(det.backend(), "webgpu", "backend: {b}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn model_too_large_for_wasm_memory_is_refused_on_the_cpu() {
+    // S = 8208 with patch 8: 1,052,677 tokens, whose attention scores alone need 8 TiB.
+    let mut config = tiny_config(2, true);
+    config.input_size = 8208;
+    let r = load(&model_bytes(&config, None), Some(backend_options("cpu"))).await;
+    assert_kind("S = 8208 on the CPU", r, "memory", "GiB of WebAssembly memory");
+}

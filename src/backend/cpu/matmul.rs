@@ -79,7 +79,7 @@ fn fill_bias(c: &mut [f32], n: usize, bias: Option<&[f32]>) -> bool {
 /// Whether an `m×k·k×n` product is large enough for [`matmul_panels`] to pay for building
 /// [`Panels`] (below it, gemm's own blocking is as fast).
 pub fn wants_panels(m: usize, k: usize, n: usize) -> bool {
-    m >= 32 && n >= PANEL && m * k * n >= 1 << 20
+    m >= 32 && n >= PANEL && m.saturating_mul(k).saturating_mul(n) >= 1 << 20
 }
 
 /// `b` (a `[k, n]` matrix in either layout) as column panels: panel `p` holds columns

@@ -23,6 +23,7 @@ mod engine;
 pub mod error;
 mod gpu;
 pub mod image;
+mod load;
 pub mod memory;
 pub mod named;
 mod overlay;
@@ -30,22 +31,22 @@ pub mod source;
 pub mod tensors;
 mod types;
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::io::image::ImageLimits;
 use crate::io::preprocess::detection_pixels;
 
-use engine::{BackendChoice, Engine, Target};
+use engine::{Engine, Target};
 pub use error::{ErrorKind, WebError};
-pub use gpu::check_web_gpu;
+pub use gpu::{check_web_gpu, set_test_gpu_fault};
+use load::{acquire, finish_load, load_options};
 pub use overlay::{decode_image, encode_png_js, render_overlay_js};
-use source::{CacheChoice, ModelBytes, Origin, Progress};
-use tensors::JsTensorSource;
+use source::Origin;
 
 /// Logs a panic (a bug: user input never panics) to the console before the module aborts.
 fn install_panic_hook() {
@@ -64,21 +65,17 @@ pub struct Detector {
 }
 
 struct Inner {
-    engine: Engine,
-    turns: Rc<gpu::Turns>,
+    /// Replaced by the CPU engine when "auto" fails over after a GPU fault.
+    engine: RefCell<Rc<Engine>>,
+    /// The queue the engine's passes take turns in (replaced with it).
+    turns: RefCell<Rc<gpu::Turns>>,
     name: String,
     bytes: f64,
     origin: Origin,
     cache_key: Option<String>,
     cache_error: Option<String>,
-}
-
-/// What `Detector.load`'s options ask for.
-struct LoadOptions {
-    progress: Progress,
-    cache: CacheChoice,
-    named: named::NamedOptions,
-    backend: BackendChoice,
+    /// Whether this detector moved to the CPU after a GPU fault (reported once, on the console).
+    switched: Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -105,7 +102,7 @@ impl Detector {
             o.progress.gate_cpu_memory();
         }
         let bytes = acquire(&source, &o.cache, &o.named, &target, &o.progress).await?;
-        Ok(finish_load(bytes, o.progress, target).await?)
+        Ok(Detector { inner: Rc::new(finish_load(bytes, o.progress, target).await?) })
     }
 
     /// The named models `load` accepts (the CLI's registry, plus `options.registry`), for a
@@ -138,7 +135,7 @@ impl Detector {
             o.progress.gate_cpu_memory();
         }
         let bytes = source::cached(&key, &o.progress).await?;
-        Ok(finish_load(bytes, o.progress, target).await?)
+        Ok(Detector { inner: Rc::new(finish_load(bytes, o.progress, target).await?) })
     }
 
     /// The models in the browser's cache (empty where the Cache API is unavailable).
@@ -162,18 +159,25 @@ impl Detector {
         Ok(cache::remove(&key).await?)
     }
 
-    /// Detects anomalies in one image. Calls are queued: one image runs at a time.
+    /// Detects anomalies in one image. Calls are queued: one image runs at a time. The result
+    /// says which backend ran it (`backend`): loaded with "auto", a GPU that fails (device lost,
+    /// out of memory) hands over to the CPU, the image is redone there and every later one runs
+    /// there too (`detector.backend` becomes "cpu", `backendReason` says why, and the console
+    /// says so once).
     ///
     /// # Errors
     /// Rejects with a `TokenclipError`: `image` (cannot be decoded, empty, over 16384 px a side
-    /// or 64 Mpixel), `argument`, `adapter-limits` or `gpu`. On the CPU backend the pass runs on
-    /// the calling thread: call it from a worker (as the page does) to keep a page responsive.
+    /// or 64 Mpixel), `argument`, `adapter-limits`, `gpu` (a GPU fault under "webgpu"; load
+    /// the model again for a new device), or, when the CPU cannot take over, `memory` or
+    /// `storage`. On the CPU backend the pass runs on the calling thread: call it from a worker
+    /// (as the page does) to keep a page responsive.
     #[wasm_bindgen(unchecked_return_type = "Promise<Detection>")]
     pub fn detect(&self, #[wasm_bindgen(unchecked_param_type = "ImageSource")] image: JsValue) -> Promise {
         install_panic_hook();
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let _turn = inner.turns.take().await;
+            let turns = inner.turns.borrow().clone();
+            let _turn = turns.take().await;
             inner.detect(&image).await.map_err(JsValue::from)
         })
     }
@@ -181,20 +185,20 @@ impl Detector {
     /// The input size S images are squashed to (the map is S × S).
     #[wasm_bindgen(getter = inputSize)]
     pub fn input_size(&self) -> usize {
-        self.inner.engine.config().input_size
+        self.inner.engine().config().input_size
     }
 
     /// The CLIP architecture's name ("ViT-B/16", …) or "custom CLIP ViT".
     #[wasm_bindgen(getter = modelName)]
     pub fn model_name(&self) -> String {
-        let c = &self.inner.engine.config().clip;
-        c.name.clone().unwrap_or_else(|| "custom CLIP ViT".into())
+        let engine = self.inner.engine();
+        engine.config().clip.name.clone().unwrap_or_else(|| "custom CLIP ViT".into())
     }
 
     /// The model's configuration (the `config` metadata of the file, as an object).
     #[wasm_bindgen(getter, unchecked_return_type = "Record<string, unknown>")]
     pub fn config(&self) -> JsValue {
-        serde_json::to_string(self.inner.engine.config())
+        serde_json::to_string(self.inner.engine().config())
             .ok()
             .and_then(|s| js_sys::JSON::parse(&s).ok())
             .unwrap_or(JsValue::NULL)
@@ -203,21 +207,21 @@ impl Detector {
     /// Where the model runs: "webgpu" or "cpu" (the wasm CPU backend).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendName")]
     pub fn backend(&self) -> String {
-        self.inner.engine.backend().into()
+        self.inner.engine().backend().into()
     }
 
     /// The device in use: the GPU adapter as the browser describes it, or the CPU backend
     /// ("the CPU (WebAssembly SIMD, 1 thread)").
     #[wasm_bindgen(getter)]
     pub fn adapter(&self) -> String {
-        self.inner.engine.device()
+        self.inner.engine().device()
     }
 
     /// Why `backend: "auto"` runs on the CPU (WebGPU unavailable, or the GPU failed while
-    /// loading); `undefined` on WebGPU or when the CPU was asked for.
+    /// loading or during a pass); `undefined` on WebGPU or when the CPU was asked for.
     #[wasm_bindgen(getter = backendReason)]
     pub fn backend_reason(&self) -> Option<String> {
-        self.inner.engine.why_cpu()
+        self.inner.engine().why_cpu()
     }
 
     /// The model file's name (file name or URL's last part).
@@ -252,11 +256,33 @@ impl Detector {
 }
 
 impl Inner {
+    /// The engine now in use.
+    fn engine(&self) -> Rc<Engine> {
+        self.engine.borrow().clone()
+    }
+
+    /// One pass, with the fail-over to the CPU (see `Detector::detect`).
+    async fn run(&self, pixels: &[f32]) -> Result<crate::Detection, WebError> {
+        let engine = self.engine();
+        let e = match engine.detect(pixels).await {
+            Ok(d) => return Ok(d),
+            Err(e) => e,
+        };
+        let Some((cpu, turns, why)) = engine.fail_over(&e).await? else { return Err(e.into()) };
+        if !self.switched.replace(true) {
+            web_sys::console::warn_1(&format!("tokenclip: {why}; continuing on the CPU (WebAssembly SIMD)").into());
+        }
+        let cpu = Rc::new(cpu);
+        *self.engine.borrow_mut() = cpu.clone();
+        *self.turns.borrow_mut() = turns;
+        Ok(cpu.detect(pixels).await?)
+    }
+
     async fn detect(&self, value: &JsValue) -> Result<JsValue, WebError> {
         let named = image::read(value, &ImageLimits::default()).await?;
-        let size = self.engine.config().input_size;
+        let size = self.engine().config().input_size;
         let pixels = detection_pixels(&named.image, size as u32, &named.name)?;
-        let d = self.engine.detect(&pixels).await?;
+        let d = self.run(&pixels).await?;
         let o = Object::new();
         let set = |k: &str, v: JsValue| {
             let _ = Reflect::set(&o, &k.into(), &v);
@@ -269,123 +295,8 @@ impl Inner {
         set("height", d.size.into());
         set("imageWidth", named.image.width.into());
         set("imageHeight", named.image.height.into());
-        set("layers", self.engine.config().feature_layers.len().into());
+        set("layers", self.engine().config().feature_layers.len().into());
+        set("backend", self.engine().backend().into());
         Ok(o.into())
     }
-}
-
-fn load_options(options: Option<&Object>) -> Result<LoadOptions, WebError> {
-    let Some(o) = options else {
-        return Ok(LoadOptions {
-            progress: Progress::new(None),
-            cache: CacheChoice::Default,
-            named: Default::default(),
-            backend: BackendChoice::Auto,
-        });
-    };
-    let get = |k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
-    let text = |k: &str| -> Result<Option<String>, WebError> {
-        let v = get(k);
-        if v.is_undefined() || v.is_null() {
-            return Ok(None);
-        }
-        v.as_string().map(Some).ok_or_else(|| WebError::argument(format!("{k} must be a string")))
-    };
-    let mut named = named::NamedOptions::default();
-    if let Some(e) = text("hubEndpoint")? {
-        named.endpoints.hub = e.trim_end_matches('/').to_string();
-    }
-    if let Some(e) = text("githubEndpoint")? {
-        named.endpoints.github = e.trim_end_matches('/').to_string();
-    }
-    named.registry = text("registry")?;
-    let on = get("onProgress");
-    let callback = if on.is_undefined() || on.is_null() {
-        None
-    } else {
-        Some(on.dyn_into::<Function>().map_err(|_| WebError::argument("onProgress must be a function"))?)
-    };
-    let cache = get("cache");
-    let choice = if cache.is_undefined() || cache.is_null() {
-        CacheChoice::Default
-    } else if let Some(b) = cache.as_bool() {
-        if b {
-            CacheChoice::Default
-        } else {
-            CacheChoice::Off
-        }
-    } else if let Some(k) = cache.as_string().filter(|k| !k.is_empty()) {
-        CacheChoice::Key(k)
-    } else {
-        return Err(WebError::argument("cache must be true, false or a non-empty key string"));
-    };
-    let backend = BackendChoice::parse(&get("backend"))?;
-    Ok(LoadOptions { progress: Progress::new(callback), cache: choice, named, backend })
-}
-
-async fn acquire(
-    source: &JsValue,
-    choice: &CacheChoice,
-    named: &named::NamedOptions,
-    target: &Target,
-    progress: &Progress,
-) -> Result<ModelBytes, WebError> {
-    if let Some(url) = source.as_string() {
-        let registry = named::registry(named)?;
-        if let Some(entry) = registry.get(&url) {
-            return named::load(entry, named, choice, target, progress).await;
-        }
-        return source::from_url(&url, choice, progress).await;
-    }
-    if let Some(url) = source.dyn_ref::<web_sys::Url>() {
-        return source::from_url(&url.href(), choice, progress).await;
-    }
-    if let Some(blob) = source.dyn_ref::<web_sys::Blob>() {
-        return source::from_blob(blob, choice, progress).await;
-    }
-    if let Some(buffer) = source.dyn_ref::<js_sys::ArrayBuffer>() {
-        return source::from_bytes(Uint8Array::new(buffer), choice).await;
-    }
-    if js_sys::ArrayBuffer::is_view(source) {
-        let get = |k: &str| Reflect::get(source, &k.into()).ok();
-        let buffer = get("buffer").and_then(|b| b.dyn_into::<js_sys::ArrayBuffer>().ok());
-        let offset = get("byteOffset").and_then(|v| v.as_f64());
-        let len = get("byteLength").and_then(|v| v.as_f64());
-        if let (Some(buffer), Some(offset), Some(len)) = (buffer, offset, len) {
-            let bytes = Uint8Array::new_with_byte_offset_and_length(&buffer, offset as u32, len as u32);
-            return source::from_bytes(bytes, choice).await;
-        }
-    }
-    Err(WebError::argument("Detector.load takes a URL (string or URL), an ArrayBuffer or typed array, or a Blob/File"))
-}
-
-/// Checks the file (before touching the GPU, so a wrong file fails at once), loads the model on
-/// its backend. A file that turns out not to be a usable model is removed from the cache again,
-/// so it is not offered (or auto-loaded by a page) next time.
-async fn finish_load(bytes: ModelBytes, progress: Progress, target: Target) -> Result<Detector, WebError> {
-    let key = bytes.cache_key.clone();
-    let result = upload(bytes, progress, target).await;
-    if let (Err(e), Some(key)) = (&result, key) {
-        if e.kind == ErrorKind::Model {
-            let _ = cache::remove(&key).await;
-        }
-    }
-    result
-}
-
-async fn upload(bytes: ModelBytes, progress: Progress, target: Target) -> Result<Detector, WebError> {
-    let file_bytes = f64::from(bytes.bytes.length());
-    let src = JsTensorSource::open(bytes.bytes, bytes.name.clone(), progress)?;
-    let (engine, turns) = Engine::load(&src, target).await?;
-    src.finish();
-    let inner = Inner {
-        engine,
-        turns,
-        name: bytes.name,
-        bytes: file_bytes,
-        origin: bytes.origin,
-        cache_key: bytes.cache_key,
-        cache_error: bytes.cache_error,
-    };
-    Ok(Detector { inner: Rc::new(inner) })
 }

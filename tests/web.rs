@@ -15,6 +15,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 #[path = "web/api.rs"]
 mod api;
 
+/// GPU faults: fail-over to the CPU under "auto", typed errors under "webgpu".
+#[path = "web/failover.rs"]
+mod failover;
+
 fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761) | 1;
     (0..n)

@@ -569,6 +569,18 @@ def check_page(chromedriver, tokenclip):
         again = wait_images(b, 1)[0]
         assert again["score"] == results[images[0].name]["score"], (again["score"], results[images[0].name]["score"])
 
+        # A GPU lost during a pass under "auto" (the test-only fault hook): the image is redone on the
+        # CPU, the device line says so, and the result is still the CLI's.
+        r = b.js_async("await window.tokenclipPage.testGpuFault('lost:1'); return true;")
+        assert r.get("ok") is True, r
+        b.send_files("#image-files", images[1:2])
+        wait_images(b, 2)
+        device = b.js("const e = document.getElementById('webgpu-ok'); return [e.dataset.backend, e.textContent];")
+        assert device[0] == "cpu" and "the GPU failed during a pass" in device[1], device
+        log(f"GPU lost during a pass: {device[1]}")
+        report["gpu_lost"] = {"device": device[1], "images": {}}
+        compare_with_cli(b, images[1:2], native, expected, 2, CPU_MAP_TOL, CPU_SCORE_TOL, report["gpu_lost"]["images"])
+
         # A URL that does not exist: a network error at once, and the loaded model stays in use.
         b.js("document.getElementById('model-url').value = arguments[0];"
              "document.getElementById('model-status').dataset.state = 'loading';", url + "/fixtures/missing.safetensors")

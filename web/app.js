@@ -56,6 +56,8 @@ let nextImage = 1;
 // Exposed for tests and for the curious: results with their maps.
 window.tokenclipPage = {
   state,
+  // For tests only: the worker's GPU fails on purpose at its N-th readback ("lost:N", "oom:N").
+  testGpuFault: (plan) => call("testGpuFault", { plan }),
   results: () =>
     state.images.map((im) => ({
       name: im.name,
@@ -256,6 +258,12 @@ async function runImage(im) {
   scoreEl.textContent = "Detecting…";
   try {
     const r = await call("detect", { id: im.id, file: im.file, opacity: opacity(), threshold: threshold() });
+    if (r.model) {
+      // The GPU failed and the CPU took over (backend "auto"): say so where the device is shown.
+      state.model = { ...r.model, loadMs: state.model?.loadMs ?? null };
+      showDevice(state.model);
+    }
+    delete r.model;
     im.result = r;
     im.error = null;
     im.state = "done";

@@ -5,7 +5,7 @@
 // Protocol: the page posts { id, op, args }; the worker answers { id, progress } while loading and
 // finally { id, ok: true, result } or { id, ok: false, error: { name, kind, message } }.
 
-import init, { Detector, checkWebGpu, decodeImage, encodePng, renderOverlay, wasmMemoryBytes } from "./pkg/tokenclip.js";
+import init, { Detector, checkWebGpu, decodeImage, encodePng, renderOverlay, setTestGpuFault, wasmMemoryBytes } from "./pkg/tokenclip.js";
 
 // The smallest module using a WebAssembly SIMD instruction (i32.const 0; i8x16.splat): the
 // package is built with simd128 and cannot even compile where it is missing.
@@ -28,6 +28,8 @@ const ready = WebAssembly.validate(SIMD_PROBE)
 ready.catch(() => {}); // reported to the page by the first call
 /** @type {Detector | null} */
 let detector = null;
+/** The backend the loaded detector last ran on. */
+let loadedOn = null;
 /** Decoded images and their results, by the page's image id. */
 const images = new Map();
 
@@ -81,6 +83,7 @@ const ops = {
     const ms = performance.now() - t0;
     detector?.free();
     detector = next;
+    loadedOn = detector.backend;
     images.clear();
     // Keep one model in the cache: the one in use.
     try {
@@ -112,8 +115,11 @@ const ops = {
     images.set(id, entry);
     const overlay = overlayOf(entry, opacity, threshold, false);
     const map = result.map.slice();
+    // Under "auto" a GPU that failed hands over to the CPU: the page hears of it with the result.
+    const model = result.backend !== loadedOn ? describe(detector, null) : undefined;
+    loadedOn = result.backend;
     return [
-      { ...result, map, overlay, decodeMs: t1 - t0, detectMs: t2 - t1, wasmMemoryBytes: wasmMemoryBytes() },
+      { ...result, map, overlay, decodeMs: t1 - t0, detectMs: t2 - t1, wasmMemoryBytes: wasmMemoryBytes(), model },
       [overlay.data.buffer, map.buffer],
     ];
   },
@@ -129,6 +135,12 @@ const ops = {
     const entry = images.get(id);
     if (!entry) throw new Error("that image is no longer loaded");
     return new Blob([encodePng(overlayOf(entry, opacity, threshold, true))], { type: "image/png" });
+  },
+
+  // For tests only (setTestGpuFault): the GPU fails on purpose, to see the page fail over.
+  async testGpuFault({ plan }) {
+    setTestGpuFault(plan ?? undefined);
+    return null;
   },
 
   async drop({ id }) {

@@ -159,7 +159,10 @@ impl From<BackendError> for WebError {
             ),
             BackendError::DeviceLost(m) => WebError::new(
                 ErrorKind::Gpu,
-                format!("the GPU device was lost ({m}); reload the page and load the model again"),
+                format!(
+                    "the GPU device was lost ({m}); load the model again (a new device is opened), or \
+                     load it with backend \"auto\" to continue on the CPU when the GPU fails"
+                ),
             ),
             other => WebError::new(ErrorKind::Gpu, other.to_string()),
         }

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
+use crate::backend::gpu::{GpuBackend, GpuContext, GpuFault, GpuOptions};
 use crate::clip::config::ModelConfig;
 use crate::clip::model_file::{tensor_specs, TEXT_ABNORMAL, TEXT_NORMAL};
 
@@ -33,6 +33,30 @@ pub(super) struct SharedGpu {
 thread_local! {
     /// The GPU backend every detector of this page (or worker) shares, with its queue.
     static GPU: RefCell<Option<SharedGpu>> = const { RefCell::new(None) };
+    /// A test fault planned before the shared backend opened (see [`set_test_gpu_fault`]).
+    static PENDING_FAULT: Cell<Option<GpuFault>> = const { Cell::new(None) };
+}
+
+/// For tests only: makes the shared WebGPU backend fail on purpose at the N-th readback from
+/// now (`"lost:N"` destroys the device, `"oom:N"` reports out of memory once), so the fail-over
+/// to the CPU and the error paths can be tested where no GPU can be lost on demand. The first
+/// readback of a load is the model upload's, then one per image. `undefined` clears the plan.
+/// With no backend open yet, the plan waits for the next one. Never call it in normal use.
+///
+/// # Errors
+/// `argument` for a plan that is not `lost:N` or `oom:N`.
+#[wasm_bindgen(js_name = setTestGpuFault)]
+pub fn set_test_gpu_fault(plan: Option<String>) -> Result<(), JsValue> {
+    install_panic_hook();
+    let fault = plan
+        .map(|p| p.parse::<GpuFault>().map_err(|e| WebError::new(ErrorKind::Argument, e.to_string())))
+        .transpose()?;
+    let open = GPU.with(|g| g.borrow().clone()).filter(|s| !s.be.context().health.is_lost());
+    match open {
+        Some(shared) => shared.be.set_test_fault(fault),
+        None => PENDING_FAULT.with(|p| p.set(fault)),
+    }
+    Ok(())
 }
 
 /// The shared GPU backend, opened (adapter, device, every pipeline) on first use and again
@@ -46,6 +70,7 @@ pub(super) async fn shared_gpu() -> Result<SharedGpu, WebError> {
         }
     }
     let be = Rc::new(GpuBackend::new(&GpuOptions::default()).await?);
+    be.set_test_fault(PENDING_FAULT.with(Cell::take));
     let adapter = browser_adapter_name().await.unwrap_or_else(|| wgpu_adapter_name(be.context()));
     let shared = SharedGpu { be, turns: Rc::new(Turns::default()), adapter };
     GPU.with(|g| *g.borrow_mut() = Some(shared.clone()));

@@ -86,6 +86,8 @@ export interface Detection {
   imageHeight: number;
   /** Feature layers summed into the map (its values lie in [0, layers]). */
   layers: number;
+  /** Where this image ran: "cpu" after a GPU fault under `backend: "auto"` (see `backendReason`). */
+  backend: BackendName;
 }
 
 export interface OverlayOptions {

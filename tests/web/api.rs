@@ -24,7 +24,7 @@ use web_sys::{Blob, ImageData};
 use super::values;
 
 /// A tiny ViT (width 64, 2 layers, patch 8) at S = 48 with M = 2 subspaces, f16 weights.
-fn tiny_config(layers: usize, with_text_embeddings: bool) -> ModelConfig {
+pub(crate) fn tiny_config(layers: usize, with_text_embeddings: bool) -> ModelConfig {
     let vision = VisionConfig {
         width: 64,
         layers,
@@ -46,7 +46,7 @@ fn tiny_config(layers: usize, with_text_embeddings: bool) -> ModelConfig {
 
 /// A safetensors file with `config`'s metadata and tensors (random weights, unit LayerNorms,
 /// L2-normalised text embeddings).
-fn model_bytes(config: &ModelConfig, meta: Option<BTreeMap<String, String>>) -> Vec<u8> {
+pub(crate) fn model_bytes(config: &ModelConfig, meta: Option<BTreeMap<String, String>>) -> Vec<u8> {
     let meta = meta.unwrap_or_else(|| metadata(config).unwrap());
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::to_value(&meta).unwrap());
@@ -85,13 +85,13 @@ fn model_bytes(config: &ModelConfig, meta: Option<BTreeMap<String, String>>) -> 
 }
 
 /// The same bytes as a native-style tensor source, for the CPU reference.
-struct MemSource {
+pub(crate) struct MemSource {
     bytes: Vec<u8>,
     header: Header,
 }
 
 impl MemSource {
-    fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         let prefix = header_len(&bytes[..8], bytes.len() as u64, "mem").unwrap();
         let header = parse_header(&bytes[8..prefix as usize], prefix, bytes.len() as u64, "mem").unwrap();
         MemSource { bytes, header }
@@ -110,7 +110,7 @@ impl TensorSource for MemSource {
 }
 
 /// A test image: smooth gradients with a bright square "defect", RGBA, partly transparent.
-fn test_rgba(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn test_rgba(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity((w * h * 4) as usize);
     for y in 0..h {
         for x in 0..w {
@@ -123,7 +123,7 @@ fn test_rgba(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// `ImageData` over a JS copy (the constructor would otherwise keep a view of wasm memory).
-fn image_data(w: u32, h: u32, rgba: &[u8]) -> ImageData {
+pub(crate) fn image_data(w: u32, h: u32, rgba: &[u8]) -> ImageData {
     let array = js_sys::Uint8ClampedArray::new_with_length(rgba.len() as u32);
     array.copy_from(rgba);
     ImageData::new_with_js_u8_clamped_array_and_sh(&array, w, h).unwrap()
@@ -135,16 +135,21 @@ fn blob(bytes: &[u8], mime: &str) -> Blob {
     Blob::new_with_u8_array_sequence_and_options(&js_sys::Array::of1(&Uint8Array::from(bytes)), &opts).unwrap()
 }
 
-fn get(o: &JsValue, k: &str) -> JsValue {
+pub(crate) fn get(o: &JsValue, k: &str) -> JsValue {
     Reflect::get(o, &k.into()).unwrap()
 }
 
-fn num(o: &JsValue, k: &str) -> f64 {
+pub(crate) fn num(o: &JsValue, k: &str) -> f64 {
     get(o, k).as_f64().unwrap_or_else(|| panic!("`{k}` is not a number"))
 }
 
-async fn load(bytes: &[u8], options: Option<Object>) -> Result<Detector, JsValue> {
+pub(crate) async fn load(bytes: &[u8], options: Option<Object>) -> Result<Detector, JsValue> {
     Detector::load(Uint8Array::from(bytes).into(), options).await
+}
+
+/// Drops the shared detector (after a test destroyed the GPU device under it).
+pub(crate) fn forget_shared() {
+    SHARED.with(|s| *s.borrow_mut() = None);
 }
 
 thread_local! {
@@ -162,13 +167,13 @@ async fn shared() -> std::rc::Rc<Detector> {
     d
 }
 
-async fn detect(det: &Detector, image: &JsValue) -> Result<JsValue, JsValue> {
+pub(crate) async fn detect(det: &Detector, image: &JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(det.detect(image.clone())).await
 }
 
 /// Asserts a promise rejected with a `TokenclipError` of `kind` whose message contains `needle`.
 #[track_caller]
-fn assert_kind<T>(what: &str, r: Result<T, JsValue>, kind: &str, needle: &str) {
+pub(crate) fn assert_kind<T>(what: &str, r: Result<T, JsValue>, kind: &str, needle: &str) {
     let Err(e) = r else { panic!("{what}: resolved, expected a {kind} error") };
     let message = get(&e, "message").as_string().unwrap_or_default();
     assert!(e.is_instance_of::<js_sys::Error>(), "{what}: rejected with a non-Error: {e:?}");
@@ -364,7 +369,7 @@ async fn check_web_gpu_reports_the_adapter() {
     assert!(get(&status, "adapter").as_string().is_some());
 }
 
-fn backend_options(backend: &str) -> Object {
+pub(crate) fn backend_options(backend: &str) -> Object {
     let o = Object::new();
     Reflect::set(&o, &"backend".into(), &backend.into()).unwrap();
     o

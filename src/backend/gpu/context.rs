@@ -206,6 +206,11 @@ impl DeviceHealth {
         }
     }
 
+    /// Whether the device is lost (nothing is taken).
+    pub fn is_lost(&self) -> bool {
+        self.lost.lock().map(|s| s.is_some()).unwrap_or(true)
+    }
+
     /// The first captured problem since the last call, as an error for `op`.
     pub fn take(&self, op: &'static str) -> Result<(), BackendError> {
         if let Some(msg) = self.lost.lock().ok().and_then(|s| s.clone()) {

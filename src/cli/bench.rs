@@ -241,7 +241,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
         (Some(BenchTarget::Ops), None) => {}
     }
     if g.backend != BackendChoice::Gpu {
-        bench_backend(&CpuBackend::new(), |_, _| Ok(()), args)?;
+        bench_backend(&CpuBackend::with_precision(g.precision), |_, _| Ok(()), args)?;
     }
     if g.backend != BackendChoice::Cpu {
         match pollster::block_on(GpuBackend::new(&g.gpu)) {

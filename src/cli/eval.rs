@@ -107,7 +107,11 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
     let cache = if args.no_cache {
         None
     } else {
-        let root = args.cache.clone().unwrap_or_else(|| args.out.join("cache"));
+        let mut root = args.cache.clone().unwrap_or_else(|| args.out.join("cache"));
+        // bf16 results differ from f32 ones (about 1e-3): they never share entries.
+        if g.precision == tokenclip::backend::cpu::Precision::Bf16 {
+            root = root.join("bf16");
+        }
         Some(ResultCache::open(&root, &model)?)
     };
     let mode = match args.aupro {

@@ -27,7 +27,7 @@ pub fn run(g: &Global, args: &InfoArgs) -> anyhow::Result<()> {
     for (i, a) in adapters.iter().enumerate() {
         println!("  [{i}] {} — {}, {} ({})", a.name, a.backend, a.device_type, a.driver);
     }
-    println!("CPU backend: {}", CpuBackend::new().describe());
+    println!("CPU backend: {}", CpuBackend::with_precision(g.precision).describe());
     if g.backend == BackendChoice::Cpu {
         println!("chosen: cpu (--backend cpu)");
         return Ok(());

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tokenclip::backend::cpu::{CpuBackend, Precision};
 use tokenclip::BackendChoice;
 
 mod bench;
@@ -36,6 +37,11 @@ struct Cli {
     /// Never touch the network: named models must already be in the cache (as HF_HUB_OFFLINE=1).
     #[arg(long, global = true)]
     offline: bool,
+    /// Arithmetic of the CPU backend's large products: f32, or bf16 (activations and weights
+    /// rounded to bfloat16, sums in f32; AVX512-BF16 where the CPU has it), for detect, eval,
+    /// embed and bench; bf16 runs on the CPU. import and train compute in f32.
+    #[arg(long, global = true, default_value = "f32")]
+    precision: Precision,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +78,8 @@ pub struct Global {
     pub registry: Option<std::path::PathBuf>,
     /// `--offline`.
     pub offline: bool,
+    /// `--precision`.
+    pub precision: Precision,
 }
 
 /// Parses the command line, runs the subcommand, prints any error and returns the exit code.
@@ -87,7 +95,8 @@ pub fn main() -> ExitCode {
     if let Some(name) = cli.adapter {
         gpu = gpu.with_adapter(name);
     }
-    let global = Global { backend: cli.backend, gpu, registry: cli.registry, offline: cli.offline };
+    let global =
+        Global { backend: cli.backend, gpu, registry: cli.registry, offline: cli.offline, precision: cli.precision };
     let result = match cli.command {
         Command::Info(args) => info::run(&global, &args),
         Command::Import(args) => import::run(&args),
@@ -113,7 +122,22 @@ pub fn main() -> ExitCode {
 }
 
 /// Opens the backend `--backend` asks for, saying on stderr when `auto` fell back to the CPU.
+/// `--precision bf16` is the CPU backend's: `auto` takes the CPU for it, `gpu` is refused.
+///
+/// # Errors
+/// `--backend gpu` with `--precision bf16`; the GPU failing to open under `--backend gpu`.
 pub fn open_device(g: &Global) -> anyhow::Result<tokenclip::Device> {
+    if g.precision == Precision::Bf16 {
+        match g.backend {
+            BackendChoice::Gpu => anyhow::bail!(
+                "--precision bf16 runs on the CPU backend only (the GPU kernels are f32); use --backend cpu \
+                 or drop --precision"
+            ),
+            BackendChoice::Auto => eprintln!("note: using the CPU backend (--precision bf16 runs on the CPU)"),
+            BackendChoice::Cpu => {}
+        }
+        return Ok(tokenclip::Device::Cpu(CpuBackend::with_precision(Precision::Bf16)));
+    }
     let (device, fallback) = pollster::block_on(tokenclip::Device::open(g.backend, &g.gpu))?;
     if let Some(reason) = fallback {
         eprintln!("note: using the CPU backend ({reason})");

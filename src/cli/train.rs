@@ -117,6 +117,9 @@ struct Item {
 
 /// Runs training.
 pub fn run(g: &Global, args: &TrainArgs) -> anyhow::Result<()> {
+    if g.precision != tokenclip::backend::cpu::Precision::F32 {
+        anyhow::bail!("train runs in f32 only (its gradients are checked in f32); drop --precision");
+    }
     let base = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
     Trainer::prompt_config(&base, &TrainConfig::default())?; // fails early without a text tower
     let layout = args.layout.layout();

@@ -129,14 +129,14 @@ pub(super) enum Reload {
     /// The Cache API key.
     Cached(String),
     /// The file itself.
-    Bytes(JsTensorSource),
+    Bytes(Box<JsTensorSource>),
 }
 
 impl Reload {
     /// The model file again, as a tensor source.
     async fn open(self) -> Result<JsTensorSource, WebError> {
         match self {
-            Reload::Bytes(src) => Ok(src),
+            Reload::Bytes(src) => Ok(*src),
             Reload::Cached(key) => {
                 let progress = Progress::new(None);
                 let bytes = source::cached(&key, &progress).await?;
@@ -173,7 +173,7 @@ impl Engine {
                 src.finish();
                 let reload = RefCell::new(auto.then(|| match cache_key {
                     Some(key) => Reload::Cached(key),
-                    None => Reload::Bytes(src),
+                    None => Reload::Bytes(Box::new(src)),
                 }));
                 let engine = Engine::Gpu {
                     detector: Box::new(d),

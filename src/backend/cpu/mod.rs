@@ -3,6 +3,7 @@
 //! GPU kernels are tested against, and what training's text-side maths runs on.
 
 pub mod attention;
+pub mod bf16;
 pub mod blur;
 pub mod copy;
 pub mod elementwise;
@@ -15,99 +16,62 @@ pub mod resize;
 pub mod score;
 mod simd;
 pub mod softmax;
+mod tensor;
 pub mod transport;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use tensor::Bf16Operand;
+pub use tensor::CpuTensor;
 
 use super::{
     check, AttentionKind, AttentionMask, BLayout, Backend, BackendError, DType, ScoreMix, SinkhornParams, TensorInfo,
 };
 
-/// A tensor in host memory. f16 uploads are widened to f32 on upload (exactly), and keep
-/// [`DType::F16`] as their dtype so both backends accept and refuse the same operands.
-#[derive(Debug, Clone)]
-pub struct CpuTensor {
-    data: Arc<Vec<f32>>,
-    shape: Vec<usize>,
-    dtype: DType,
-    /// The tensor as a matmul `b` operand in panel form, shared by its clones.
-    panels: Arc<PanelCache>,
+/// The arithmetic of the CPU backend's large products (`--precision`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    F32,
+    /// Products of activations with weight matrices of at least [`BF16_MIN`] × [`BF16_MIN`]
+    /// (the ViT's linear layers and projections) take both operands rounded to bfloat16 and sum
+    /// in f32 (AVX512-BF16 where the CPU has it); everything else stays f32.
+    Bf16,
 }
 
-/// [`matmul::Panels`] of one tensor, for each layout it was multiplied in.
-#[derive(Default)]
-struct PanelCache {
-    /// Whether the tensor was a large product's `b` before.
-    used: AtomicBool,
-    row_major: OnceLock<matmul::Panels>,
-    transposed: OnceLock<matmul::Panels>,
-}
-
-impl std::fmt::Debug for PanelCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PanelCache")
-            .field("row_major", &self.row_major.get().is_some())
-            .field("transposed", &self.transposed.get().is_some())
-            .finish()
-    }
-}
-
-impl CpuTensor {
-    /// The elements, row-major.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-
-    fn new(data: Vec<f32>, shape: Vec<usize>) -> Self {
-        Self::with_dtype(data, shape, DType::F32)
-    }
-
-    fn with_dtype(data: Vec<f32>, shape: Vec<usize>, dtype: DType) -> Self {
-        CpuTensor { data: Arc::new(data), shape, dtype, panels: Arc::default() }
-    }
-
-    /// This tensor, a `[k, n]` matrix stored in `layout`, as [`matmul::Panels`]: `None` the
-    /// first time, built the second and kept. Weights are multiplied again and again and repay
-    /// the copy many times over; a one-off `b` (an activation, a text tower run once) does not.
-    fn panels(&self, layout: BLayout, k: usize, n: usize) -> Option<&matmul::Panels> {
-        let cell = match layout {
-            BLayout::RowMajor => &self.panels.row_major,
-            BLayout::Transposed => &self.panels.transposed,
-        };
-        if cell.get().is_none() && !self.panels.used.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        Some(cell.get_or_init(|| matmul::Panels::new(self.data(), layout, k, n)))
-    }
-}
-
-impl Drop for CpuTensor {
-    fn drop(&mut self) {
-        // The last holder of the buffer lends it to the next op's output.
-        if let Some(data) = Arc::get_mut(&mut self.data) {
-            pool::give_back(std::mem::take(data));
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("unknown precision {other:?}; expected f32 or bf16")),
         }
     }
 }
 
-impl TensorInfo for CpuTensor {
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-}
+/// The smallest `k` and `n` of a weight product that [`Precision::Bf16`] rounds.
+pub const BF16_MIN: usize = 64;
 
 /// The multi-threaded CPU implementation of [`Backend`].
 #[derive(Debug, Default, Clone)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    precision: Precision,
+}
 
 impl CpuBackend {
     /// A CPU backend using rayon's global thread pool (all cores unless `RAYON_NUM_THREADS`).
     pub fn new() -> Self {
-        CpuBackend
+        CpuBackend::default()
+    }
+
+    /// A CPU backend whose large products run at `precision`.
+    pub fn with_precision(precision: Precision) -> Self {
+        CpuBackend { precision }
+    }
+
+    /// The precision of the large products.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Number of worker threads ops may use.
@@ -127,7 +91,10 @@ impl Backend for CpuBackend {
     type Tensor = CpuTensor;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", self.threads())
+        match self.precision {
+            Precision::F32 => format!("cpu ({} threads)", self.threads()),
+            Precision::Bf16 => format!("cpu ({} threads, bf16 products: {})", self.threads(), bf16::kernel_name()),
+        }
     }
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CpuTensor, BackendError> {
@@ -161,6 +128,18 @@ impl Backend for CpuBackend {
         let bias = bias.map(|t| t.data());
         // A shared b multiplies all batch items' rows at once.
         let rows = d.batch * d.m;
+        if self.precision == Precision::Bf16 && !d.b_batched && d.k >= BF16_MIN && d.n >= BF16_MIN {
+            match b.bf16_operand(layout, d.k, d.n) {
+                #[cfg(target_arch = "x86_64")]
+                Bf16Operand::Kernel(p) => bf16::matmul_bf16(a.data(), p, bias, rows, &mut out),
+                Bf16Operand::Rounded(p) => matmul::matmul_panels(&bf16::round_all(a.data()), p, bias, rows, &mut out),
+            }
+            let mut shape = a.shape.clone();
+            if let Some(last) = shape.last_mut() {
+                *last = d.n;
+            }
+            return Ok(CpuTensor::new(out, shape));
+        }
         let panels = (!d.b_batched && matmul::wants_panels(rows, d.k, d.n)).then(|| b.panels(layout, d.k, d.n));
         if let Some(panels) = panels.flatten() {
             matmul::matmul_panels(a.data(), panels, bias, rows, &mut out);
@@ -228,12 +207,7 @@ impl Backend for CpuBackend {
 
     fn reshape(&self, x: &CpuTensor, shape: &[usize]) -> Result<CpuTensor, BackendError> {
         check::reshape(x, shape)?;
-        Ok(CpuTensor {
-            data: x.data.clone(),
-            shape: shape.to_vec(),
-            dtype: x.dtype,
-            panels: Arc::new(PanelCache::default()),
-        })
+        Ok(x.reshaped(shape))
     }
 
     fn slice_rows(&self, x: &CpuTensor, start: usize, count: usize) -> Result<CpuTensor, BackendError> {
@@ -352,14 +326,14 @@ mod tests {
                 let b = be.upload(&values(k * n, 2), &shape).unwrap();
                 let bias = be.upload(&values(n, 3), &[n]).unwrap();
                 let first = be.matmul(&a, &b, Some(&bias), layout).unwrap();
-                assert!(b.panels.row_major.get().is_none() && b.panels.transposed.get().is_none());
+                assert!(!b.has_panels());
                 for _ in 0..2 {
                     let again = be.matmul(&a, &b, Some(&bias), layout).unwrap();
                     for (i, (&x, &y)) in first.data().iter().zip(again.data()).enumerate() {
                         assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{m}x{k}x{n} {layout:?} [{i}]: {x} vs {y}");
                     }
                 }
-                assert!(b.panels.row_major.get().is_some() || b.panels.transposed.get().is_some());
+                assert!(b.has_panels());
             }
         }
     }

@@ -1,4 +1,5 @@
-// Row softmax: one workgroup per row of `cols` elements, max-subtracted, sums in f32.
+// Row reductions, one workgroup per row of `cols` elements: `softmax` (max-subtracted, sums in
+// f32; y has x's shape) and `row_max` (y[row] = the row's largest value).
 // Dispatch: `rows` workgroups folded into x and y by `grid_for`.
 // Bindings: group 0 = x (read), y (read_write); group 1 binding 0 = SoftmaxParams.
 
@@ -43,9 +44,21 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let base = row * cols;
     var m = -3.0e38; // stands in for −∞ (Tint rejects literals that round past f32::MAX)
     for (var j = lid; j < cols; j += WG) { m = max(m, x[base + j]); }
-    let row_max = workgroup_reduce(lid, m, true);
+    let top = workgroup_reduce(lid, m, true);
     var s = 0.0;
-    for (var j = lid; j < cols; j += WG) { s += exp(x[base + j] - row_max); }
+    for (var j = lid; j < cols; j += WG) { s += exp(x[base + j] - top); }
     let inv = 1.0 / workgroup_reduce(lid, s, false);
-    for (var j = lid; j < cols; j += WG) { y[base + j] = exp(x[base + j] - row_max) * inv; }
+    for (var j = lid; j < cols; j += WG) { y[base + j] = exp(x[base + j] - top) * inv; }
+}
+
+@compute @workgroup_size(WG)
+fn row_max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = wid.y * nwg.x + wid.x;
+    if (row >= params.rows) { return; }
+    let base = row * params.cols;
+    var m = -3.0e38;
+    for (var j = lid; j < params.cols; j += WG) { m = max(m, x[base + j]); }
+    let total = workgroup_reduce(lid, m, true);
+    if (lid == 0u) { y[row] = total; }
 }

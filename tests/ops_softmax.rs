@@ -1,4 +1,5 @@
-//! softmax and the elementwise family: PyTorch fixtures, GPU against the CPU twin, errors.
+//! softmax, row_max and the elementwise family: PyTorch fixtures, known values, GPU against the
+//! CPU twin, errors.
 
 mod common;
 
@@ -40,6 +41,16 @@ fn elementwise_known_values<B: Backend>(be: &B) {
 }
 on_both_backends!(elementwise_known_values, super::elementwise_known_values);
 
+fn row_max_known_values<B: Backend>(be: &B) {
+    let x = be.upload(&[1.0, -2.0, 3.5, -7.0, -0.5, -9.0, 0.0, 0.0, 0.0], &[3, 3]).unwrap();
+    let m = be.row_max(&x).unwrap();
+    assert_eq!(tokenclip::backend::TensorInfo::shape(&m), &[3]);
+    assert_close("row_max", &read(be, &m), &[3.5, -0.5, 0.0], Tol::EXACT);
+    let one = be.upload(&[-1.5e6, 2.0], &[2, 1]).unwrap();
+    assert_close("row_max of one column", &read(be, &be.row_max(&one).unwrap()), &[-1.5e6, 2.0], Tol::EXACT);
+}
+on_both_backends!(row_max_known_values, super::row_max_known_values);
+
 fn compare(rows: usize, cols: usize, spread: f32, seed: u64) {
     let Some(g) = gpu("softmax_gpu_matches_cpu") else { return };
     let x = random(rows * cols, seed, -spread, spread);
@@ -51,6 +62,13 @@ fn compare(rows: usize, cols: usize, spread: f32, seed: u64) {
         &read(g, &g.softmax(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()),
         &read(&c, &c.softmax(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()),
         Tol::NORM,
+    );
+    // A maximum is exact: the GPU must pick the very same element.
+    assert_close32(
+        &format!("row_max {what}"),
+        &read(g, &g.row_max(&g.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        &read(&c, &c.row_max(&c.upload(&x, &[rows, cols]).unwrap()).unwrap()),
+        Tol::EXACT,
     );
     assert_close32(
         &format!("quick_gelu {what}"),

@@ -183,6 +183,12 @@ pub trait Backend {
     /// `x`: `[.., C]`. Output: the shape of `x`.
     fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
 
+    /// The largest value of each row (the few-shot memory's nearest neighbour, `max_j cos`).
+    ///
+    /// # Shapes
+    /// `x`: `[R, C]` (or `[.., C]`, rows flattened). Output: `[R]`.
+    fn row_max(&self, x: &Self::Tensor) -> Result<Self::Tensor, BackendError>;
+
     // ----- elementwise family -----
 
     /// QuickGELU, `x · sigmoid(1.702 x)`, elementwise.

@@ -12,11 +12,13 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokenclip::clip::config::ModelConfig;
 use tokenclip::clip::model_file::ModelFile;
+use tokenclip::clip::weights::TensorSource;
 use tokenclip::io::image::{read_image, ImageLimits, RgbImage};
 use tokenclip::io::npy::npy_f32;
 use tokenclip::io::output::{ensure_dir, write_atomic};
 use tokenclip::io::overlay::{encode_png, render_overlay, resize_map, OverlayOptions};
 use tokenclip::io::preprocess::detection_pixels;
+use tokenclip::tokenclip::few_shot::WithMemory;
 use tokenclip::{BackendChoice, Detection, DeviceDetector};
 
 use super::inputs::{expand_inputs, InputImage};
@@ -55,6 +57,12 @@ pub struct DetectArgs {
     /// Heat-map opacity in the overlays, 0–1.
     #[arg(long, default_value_t = 0.5)]
     opacity: f32,
+    /// Normal images of the product for a one-off few-shot memory: a file, a folder or a quoted
+    /// glob pattern; repeat the option for more. `tokenclip reference` stores one in a model file.
+    #[arg(long, value_name = "PATH")]
+    reference: Vec<String>,
+    #[command(flatten)]
+    memory: super::reference::MemoryArgs,
     /// Images: files, folders (searched recursively) and glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
@@ -92,8 +100,15 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
     let file = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
     ensure_dir(&args.out)?;
     let device = open_device(g)?;
-    let detector = DeviceDetector::load(device, g.backend == BackendChoice::Auto, &file, &file.config)?;
-    let rows = detect_all(detector, &file, args, &inputs.images)?;
+    let mut detector = DeviceDetector::load(device, g.backend == BackendChoice::Auto, &file, &file.config)?;
+    let rows = if args.reference.is_empty() {
+        detect_all(detector, &file, args, &inputs.images)?
+    } else {
+        let (config, tensors) = super::reference::build_memory(&mut detector, &file, &args.reference, &args.memory)?;
+        let src = WithMemory::new(&file, tensors, config.clip.embed_dim);
+        detector.set_few_shot(&src, &config)?;
+        detect_all(detector, &src, args, &inputs.images)?
+    };
     write_scores(&args.out, &rows, args.threshold)?;
     let failed = rows.iter().filter(|r| r.error.is_some()).count() + inputs.problems.len();
     let flagged = rows.iter().filter(|r| r.flagged == Some(true)).count();
@@ -111,7 +126,7 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
 
 fn detect_all(
     mut detector: DeviceDetector,
-    file: &ModelFile,
+    file: &dyn TensorSource,
     args: &DetectArgs,
     images: &[InputImage],
 ) -> anyhow::Result<Vec<ScoreRow>> {
@@ -168,7 +183,7 @@ fn detect_all(
 
 fn detect_one(
     detector: &mut DeviceDetector,
-    file: &ModelFile,
+    file: &dyn TensorSource,
     args: &DetectArgs,
     input: &InputImage,
 ) -> anyhow::Result<(Detection, Written)> {
@@ -200,7 +215,8 @@ fn write_outputs(
     if let Some(parent) = stem.parent() {
         ensure_dir(parent)?;
     }
-    let layers = config.feature_layers.len() as f32;
+    // The zero-shot map sums one probability per layer; a memory adds its weighted map.
+    let layers = config.feature_layers.len() as f32 + config.few_shot.as_ref().map_or(0.0, |f| f.weight);
     let opts =
         OverlayOptions::default().with_opacity(args.opacity).with_range(0.0, layers).with_outline(args.threshold);
     let overlay = render_overlay(img, &d.map, d.size, d.size, &opts)?;

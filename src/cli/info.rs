@@ -134,4 +134,15 @@ pub fn print_config(c: &tokenclip::clip::config::ModelConfig) {
         }
         (None, _) => println!("  text embeddings: none (import with --prompts to detect)"),
     }
+    match &c.few_shot {
+        Some(f) => println!(
+            "  few-shot memory: k = {} normal images ({}), layers {:?}, weight {}, image score {}",
+            f.shots,
+            f.source,
+            f.layers,
+            f.weight,
+            if f.image_score { "takes the few-shot maximum in" } else { "zero-shot only" }
+        ),
+        None => println!("  few-shot memory: none (zero-shot; `tokenclip reference` adds one)"),
+    }
 }

@@ -18,6 +18,7 @@ mod info;
 mod inputs;
 mod models;
 mod progress;
+mod reference;
 mod scores;
 mod train;
 
@@ -56,6 +57,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Anomaly maps and scores for images, folders and globs.
     Detect(detect::DetectArgs),
+    /// Write a model file with a few-shot memory of normal images of the product inside.
+    Reference(reference::ReferenceArgs),
     /// Evaluate on a test set (MVTec AD, VisA or a folder layout): the papers' metrics and a report.
     Eval(eval::EvalArgs),
     /// Learn TokenCLIP prompts on a dataset with masks (features cached; text side on the CPU).
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Embed(args) => embed::run(&global, &args),
         Command::Detect(args) => detect::run(&global, &args),
+        Command::Reference(args) => reference::run(&global, &args),
         Command::Eval(args) => eval::run(&global, &args),
         Command::Train(args) => train::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),

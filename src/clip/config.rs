@@ -291,6 +291,9 @@ pub struct ModelConfig {
     /// The text embeddings detection uses, if the file has them.
     #[serde(default)]
     pub text_embeddings: Option<TextEmbeddingsConfig>,
+    /// The few-shot memory of normal images, if the file has one (`tokenclip reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot: Option<super::few_shot::FewShotConfig>,
 }
 
 impl ModelConfig {
@@ -306,6 +309,7 @@ impl ModelConfig {
             detection: DetectionConfig::default(),
             prompts: None,
             text_embeddings: None,
+            few_shot: None,
         }
     }
 
@@ -330,6 +334,9 @@ impl ModelConfig {
         }
         self.detection.validate()?;
         self.validate_prompts()?;
+        if let Some(f) = &self.few_shot {
+            f.validate(self)?;
+        }
         if let Some(t) = &self.clip.text {
             if t.width == 0
                 || t.heads == 0

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod dpam;
 mod error;
+pub mod few_shot;
 pub mod import;
 pub mod model;
 pub mod model_file;

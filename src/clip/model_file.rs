@@ -33,7 +33,8 @@ fn matrix_dtype(w: WeightDType) -> StDType {
 }
 
 /// Every tensor of a model file, in a fixed order: vision, text, then the prompts and text
-/// embeddings when the configuration has them. Weight matrices use the configured dtype;
+/// embeddings, then the few-shot memory, when the configuration has them. Weight matrices and
+/// the memory use the configured dtype;
 /// LayerNorm parameters, biases, embeddings, prompts and text embeddings are always f32.
 pub fn tensor_specs(config: &ModelConfig) -> Vec<TensorSpec> {
     let mut out = clip_tensor_specs(&config.clip, config.weights);
@@ -51,6 +52,13 @@ pub fn tensor_specs(config: &ModelConfig) -> Vec<TensorSpec> {
         let shape = vec![e.subspaces, config.clip.embed_dim];
         out.push(TensorSpec { name: TEXT_NORMAL.into(), shape: shape.clone(), dtype: f });
         out.push(TensorSpec { name: TEXT_ABNORMAL.into(), shape, dtype: f });
+    }
+    if let Some(fs) = &config.few_shot {
+        let shape = vec![config.clip.embed_dim, fs.shots * super::few_shot::patches_per_image(config)];
+        for &l in &fs.layers {
+            let dtype = matrix_dtype(config.weights);
+            out.push(TensorSpec { name: super::few_shot::memory_name(l), shape: shape.clone(), dtype });
+        }
     }
     out
 }
@@ -238,7 +246,7 @@ impl ModelFile {
     }
 
     /// Writes a model file at `out` (atomically) with `config`: every tensor `config` implies is
-    /// taken from `extra` (f32) when given there, else copied as stored from this file. Used to
+    /// taken from `extra` (f32, rounded to f16 where the spec says f16) when given there, else copied as stored from this file. Used to
     /// add or replace prompts and text embeddings without touching CLIP's weights.
     pub fn write_with(
         &self,
@@ -255,7 +263,10 @@ impl ModelFile {
         super::safetensors::write_atomic(out, &metadata(config)?, &planned, |i| {
             let s = &specs[i];
             if let Some(data) = extra.get(&s.name) {
-                return Ok(super::safetensors::f32_bytes(data));
+                return Ok(match s.dtype {
+                    StDType::F16 => super::safetensors::f16_bytes(data),
+                    _ => super::safetensors::f32_bytes(data),
+                });
             }
             let (entry, bytes) = self.file.read_raw(&s.name)?;
             if entry.dtype != s.dtype || entry.shape != s.shape {

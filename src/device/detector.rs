@@ -85,22 +85,64 @@ impl DeviceDetector {
     pub async fn detect(&mut self, src: &dyn TensorSource, pixels: &[f32]) -> Result<Detection, Error> {
         if let Placed::Gpu(be, detector) = &self.placed {
             let result = detector.detect(be, pixels).await;
-            match result.as_ref().err().and_then(device_fault) {
-                Some(b) if self.failover => {
-                    let why = b.to_string();
-                    let config = detector.config().clone();
-                    // The GPU's buffers go before the CPU copy of the weights arrives.
-                    self.placed = on_cpu(src, &config)?;
-                    self.switch = Some(switch_message(&why));
-                    self.fault = Some(why);
-                }
-                _ => return result,
+            if let Some(done) = self.recover(src, result)? {
+                return Ok(done);
             }
         }
         match &self.placed {
             Placed::Cpu(be, detector) => detector.detect(be, pixels).await,
             Placed::Gpu(be, detector) => detector.detect(be, pixels).await,
         }
+    }
+
+    /// Every feature layer's patch embeddings of one preprocessed image (see
+    /// [`Detector::patch_embeddings`]), with the same fail-over as [`Self::detect`].
+    pub async fn patch_embeddings(&mut self, src: &dyn TensorSource, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        if let Placed::Gpu(be, detector) = &self.placed {
+            let result = detector.patch_embeddings(be, pixels).await;
+            if let Some(done) = self.recover(src, result)? {
+                return Ok(done);
+            }
+        }
+        match &self.placed {
+            Placed::Cpu(be, detector) => detector.patch_embeddings(be, pixels).await,
+            Placed::Gpu(be, detector) => detector.patch_embeddings(be, pixels).await,
+        }
+    }
+
+    /// Loads the few-shot memory `config` names from `src` (a [`crate::tokenclip::few_shot::WithMemory`])
+    /// onto the current backend; later fail-overs read it from the `src` given to `detect`.
+    pub fn set_few_shot(&mut self, src: &dyn TensorSource, config: &ModelConfig) -> Result<(), Error> {
+        use crate::tokenclip::few_shot::FewShotMemory;
+        match &mut self.placed {
+            Placed::Gpu(be, d) => {
+                let m = FewShotMemory::load(src, &**be, config)?;
+                d.set_few_shot(m);
+            }
+            Placed::Cpu(be, d) => {
+                let m = FewShotMemory::load(src, be, config)?;
+                d.set_few_shot(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// A GPU pass's `result`: `Some` when it stands (or `Err` when it is not a fault to fail over
+    /// from); `None` when the model moved to the CPU and the caller must redo the pass there.
+    fn recover<T>(&mut self, src: &dyn TensorSource, result: Result<T, Error>) -> Result<Option<T>, Error> {
+        let why = match &result {
+            Err(e) if self.failover => match device_fault(e) {
+                Some(b) => b.to_string(),
+                None => return result.map(Some),
+            },
+            _ => return result.map(Some),
+        };
+        let config = self.config().clone();
+        // The GPU's buffers go before the CPU copy of the weights arrives.
+        self.placed = on_cpu(src, &config)?;
+        self.switch = Some(switch_message(&why));
+        self.fault = Some(why);
+        Ok(None)
     }
 
     /// The message for a switch to the CPU not yet reported, once.

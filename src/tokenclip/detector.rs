@@ -10,6 +10,7 @@ use crate::clip::weights::{TensorSource, Weights};
 use crate::clip::ModelError;
 use crate::Error;
 
+use super::few_shot::FewShotMemory;
 use super::prompts::TextEmbeddings;
 use super::scoring;
 use super::subspaces::TextSpace;
@@ -24,6 +25,8 @@ pub struct Detection {
     pub global_score: f32,
     /// Maximum of the smoothed map.
     pub map_max: f32,
+    /// Maximum of the few-shot map alone, when a memory of normal images is in use.
+    pub few_shot_max: Option<f32>,
     /// The smoothed anomaly map, `size × size`, row-major.
     pub map: Vec<f32>,
     /// Side of the map (the model's input size S).
@@ -50,8 +53,10 @@ pub struct DetectionTensors<B: Backend> {
     pub global_score: B::Tensor,
     /// Map before smoothing `[1, S, S]`.
     pub raw_map: B::Tensor,
-    /// Smoothed map `[1, S, S]`.
+    /// Smoothed map `[1, S, S]` (with the few-shot map added when a memory is in use).
     pub map: B::Tensor,
+    /// The few-shot map alone `[1, S, S]` and its maximum `[1]`, when a memory is in use.
+    pub few_shot: Option<(B::Tensor, B::Tensor)>,
 }
 
 /// The stages of a pass, reported to [`Detector::forward_observed`]'s hook as each is recorded
@@ -71,6 +76,7 @@ pub struct Detector<B: Backend> {
     config: ModelConfig,
     vision: VisionTower<B>,
     space: TextSpace<B>,
+    few_shot: Option<FewShotMemory<B>>,
 }
 
 impl<B: Backend> Detector<B> {
@@ -103,7 +109,28 @@ impl<B: Backend> Detector<B> {
         let w = Weights::new(src, be);
         let vision = VisionTower::load(&w.pp("visual"), &config.clip.vision)?;
         let space = TextSpace::new(be, emb)?;
-        Ok(Detector { config: config.clone(), vision, space })
+        let few_shot = FewShotMemory::load(src, be, config)?;
+        Ok(Detector { config: config.clone(), vision, space, few_shot })
+    }
+
+    /// Uses `memory` for few-shot scoring from now on (`None`: zero-shot again); the config
+    /// reports it.
+    pub fn set_few_shot(&mut self, memory: Option<FewShotMemory<B>>) {
+        self.config.few_shot = memory.as_ref().map(|m| m.config.clone());
+        self.few_shot = memory;
+    }
+
+    /// Every feature layer's patch embeddings `[N, D]` of a preprocessed image, read back (what
+    /// a few-shot memory is built from).
+    pub async fn patch_embeddings(&self, be: &B, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        let size = self.input_size();
+        let x = be.upload(pixels, &[3, size, size])?;
+        let out = self.vision.forward(be, &x, self.config.dpam_start, &self.config.feature_layers)?;
+        let mut layers = Vec::with_capacity(out.patches.len());
+        for p in &out.patches {
+            layers.push(be.read(p).await?);
+        }
+        Ok(layers)
     }
 
     /// The configuration.
@@ -152,10 +179,18 @@ impl<B: Backend> Detector<B> {
         observe(Stage::Transport);
         let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
         let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
-        let map = scoring::smooth(be, &raw_map, det.sigma)?;
+        let mut map = scoring::smooth(be, &raw_map, det.sigma)?;
+        let mut few_shot = None;
+        if let Some(memory) = &self.few_shot {
+            let patches: Vec<B::Tensor> = layers.iter().map(|l| l.patches.clone()).collect();
+            let fs = memory.map(be, &patches, grid, size, det.sigma)?;
+            map = be.add(&map, &be.scale(&fs, memory.config.weight)?)?;
+            let top = be.row_max(&be.reshape(&fs, &[1, size * size])?)?;
+            few_shot = Some((fs, top));
+        }
         let global_score = scoring::global_score(be, &out.global, &self.space, det)?;
         observe(Stage::PostProcessing);
-        Ok(DetectionTensors { layers, global: out.global, global_score, raw_map, map })
+        Ok(DetectionTensors { layers, global: out.global, global_score, raw_map, map, few_shot })
     }
 
     /// Detects on a preprocessed image (`3 × S × S` values, channel-major) and reads the
@@ -167,10 +202,18 @@ impl<B: Backend> Detector<B> {
         let map = be.read(&t.map).await?;
         let global_score = be.read(&t.global_score).await?.first().copied().unwrap_or(f32::NAN);
         let map_max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let score = match self.config.detection.score {
+        let mut score = match self.config.detection.score {
             ScoreMode::Global => global_score,
             ScoreMode::Fused => 0.5 * (global_score + map_max),
         };
-        Ok(Detection { score, global_score, map_max, map, size })
+        let mut few_shot_max = None;
+        if let Some((_, top)) = &t.few_shot {
+            let top = be.read(top).await?.first().copied().unwrap_or(f32::NAN);
+            if self.config.few_shot.as_ref().is_some_and(|f| f.image_score) {
+                score = 0.5 * (score + top);
+            }
+            few_shot_max = Some(top);
+        }
+        Ok(Detection { score, global_score, map_max, few_shot_max, map, size })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod detector;
 pub mod ensemble;
+pub mod few_shot;
 pub mod prompt_files;
 pub mod prompts;
 pub mod scoring;

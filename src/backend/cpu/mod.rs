@@ -180,6 +180,13 @@ impl Backend for CpuBackend {
         Ok(Self::unary(x, |x, out| softmax::softmax(x, cols, out)))
     }
 
+    fn row_max(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
+        let (rows, cols) = check::rows_cols("row_max", "x", x)?;
+        let mut out = pool::output(rows);
+        softmax::row_max(x.data(), cols, &mut out);
+        Ok(CpuTensor::new(out, vec![rows]))
+    }
+
     fn quick_gelu(&self, x: &CpuTensor) -> Result<CpuTensor, BackendError> {
         check::rows_cols("quick_gelu", "x", x)?;
         Ok(Self::unary(x, |x, out| par::for_each_chunk(x, out, elementwise::quick_gelu)))

@@ -11,6 +11,17 @@ pub fn softmax(x: &[f32], cols: usize, out: &mut [f32]) {
     });
 }
 
+/// The largest value of each `cols`-wide row of `x`, into `out[row]` (a row of NaNs gives
+/// −∞, as the shader's `max` skips NaN on most GPUs; callers never pass NaN).
+pub fn row_max(x: &[f32], cols: usize, out: &mut [f32]) {
+    for_each_row(out, 1, |r, y| y[0] = max_of(&x[r * cols..(r + 1) * cols]));
+}
+
+dispatch! {
+    /// The largest element of a row.
+    fn max_of(row: &[f32]) -> f32 = simd::max;
+}
+
 dispatch! {
     /// Softmax of one row, in place.
     pub fn softmax_in_place(row: &mut [f32]) = softmax_row;

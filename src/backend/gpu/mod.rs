@@ -317,6 +317,10 @@ impl Backend for GpuBackend {
         softmax::softmax(self, x)
     }
 
+    fn row_max(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
+        softmax::row_max(self, x)
+    }
+
     fn quick_gelu(&self, x: &GpuTensor) -> Result<GpuTensor, BackendError> {
         elementwise::quick_gelu(self, x)
     }

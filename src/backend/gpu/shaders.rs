@@ -216,6 +216,15 @@ pub const KERNELS: &[KernelSpec] = &[
         overrides: &[("WG", ROW_WG)],
     },
     KernelSpec {
+        family: "softmax",
+        entry: "row_max",
+        inputs: 1,
+        outputs: 1,
+        params: "SoftmaxParams",
+        params_size: size_of_params!(SoftmaxParams),
+        overrides: &[("WG", ROW_WG)],
+    },
+    KernelSpec {
         family: "transport",
         entry: "sinkhorn",
         inputs: 1,

@@ -1,0 +1,134 @@
+//! `tokenclip reference`: a model file with a few-shot memory of normal images inside, and the
+//! memory building `detect --reference` shares (docs/FEW_SHOT.md).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use tokenclip::clip::config::ModelConfig;
+use tokenclip::clip::few_shot::{model_fingerprint, FewShotConfig, DEFAULT_WEIGHT};
+use tokenclip::clip::model_file::ModelFile;
+use tokenclip::clip::weights::TensorSource;
+use tokenclip::io::image::{read_image, ImageLimits};
+use tokenclip::io::preprocess::detection_pixels;
+use tokenclip::tokenclip::few_shot::memory_tensors;
+use tokenclip::{BackendChoice, DeviceDetector};
+
+use super::inputs::expand_inputs;
+use super::{open_device, Global};
+
+/// How a few-shot memory is built and joins the zero-shot map (shared by `reference` and
+/// `detect --reference`).
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    /// Few-shot layers (1-indexed, comma-separated), each one the model taps; default: all of
+    /// the model's feature layers.
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<usize>>,
+    /// Weight of the few-shot map: map = zero-shot + WEIGHT · few-shot.
+    #[arg(long, default_value_t = DEFAULT_WEIGHT)]
+    weight: f32,
+    /// Keep the zero-shot image score (by default it becomes (score + few-shot max) / 2).
+    #[arg(long)]
+    no_image_score: bool,
+}
+
+/// `tokenclip reference` arguments.
+#[derive(Debug, Args)]
+pub struct ReferenceArgs {
+    /// The model: a name (`tokenclip models`), a model file, or a URL of one.
+    #[arg(long, default_value = tokenclip::hub::DEFAULT_MODEL)]
+    model: String,
+    /// Normal images of the product: files, folders (searched recursively) and glob patterns.
+    #[arg(long, required = true, num_args = 1..)]
+    normal: Vec<String>,
+    /// The model file to write: the model with the memory inside (replacing any it had).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+/// Writes `--out`: the model with a memory of the `--normal` images.
+pub fn run(g: &Global, args: &ReferenceArgs) -> anyhow::Result<()> {
+    let file = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
+    if std::path::Path::new(file.path()) == args.out.as_path() {
+        anyhow::bail!("--out {} is the model being read; write the new model file elsewhere", args.out.display());
+    }
+    let mut detector = DeviceDetector::load(open_device(g)?, g.backend == BackendChoice::Auto, &file, &file.config)?;
+    let (config, tensors) = build_memory(&mut detector, &file, &args.normal, &args.memory)?;
+    file.write_with(&args.out, &config, &tensors)?;
+    let fs = config.few_shot.as_ref().map(|f| (f.shots, f.layers.clone())).unwrap_or_default();
+    eprintln!("wrote {} with a few-shot memory of {} images at layers {:?}", args.out.display(), fs.0, fs.1);
+    Ok(())
+}
+
+/// The memory of the `normal` images under `detector`'s model (read from `src`): the model's
+/// configuration with the memory's settings, and the memory tensors by name. Unreadable images
+/// are named on stderr and skipped; k is reported.
+///
+/// # Errors
+/// No usable image; a layer the model does not tap; a GPU fault without fail-over.
+pub fn build_memory(
+    detector: &mut DeviceDetector,
+    src: &dyn TensorSource,
+    normal: &[String],
+    opts: &MemoryArgs,
+) -> anyhow::Result<(ModelConfig, BTreeMap<String, Vec<f32>>)> {
+    let model = detector.config().clone();
+    let layers = opts.layers.clone().unwrap_or_else(|| model.feature_layers.clone());
+    // Settings are checked before any image is encoded.
+    let mut fs = FewShotConfig {
+        shots: 1,
+        layers: layers.clone(),
+        weight: opts.weight,
+        image_score: !opts.no_image_score,
+        source: String::new(),
+        model: model_fingerprint(src)?,
+    };
+    fs.validate(&model)?;
+    let inputs = expand_inputs(normal)?;
+    for p in &inputs.problems {
+        eprintln!("skipped reference: {p}");
+    }
+    let size = detector.input_size();
+    let mut images = Vec::with_capacity(inputs.images.len());
+    for input in &inputs.images {
+        let name = input.path.display().to_string();
+        let pixels = read_image(&input.path, &ImageLimits::default())
+            .map_err(anyhow::Error::from)
+            .and_then(|img| Ok(detection_pixels(&img, size as u32, &name)?));
+        let pixels = match pixels {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("skipped reference {name}: {e:#}");
+                continue;
+            }
+        };
+        images.push(pollster::block_on(detector.patch_embeddings(src, &pixels))?);
+        if let Some(note) = detector.take_switch() {
+            eprintln!("note: {note}");
+        }
+    }
+    if images.is_empty() {
+        anyhow::bail!("none of the {} reference images could be read (see the messages above)", inputs.images.len());
+    }
+    let skipped = inputs.images.len() - images.len();
+    fs.shots = images.len();
+    fs.source = format!(
+        "{} images from {}{}",
+        images.len(),
+        normal.join(", "),
+        if skipped > 0 { format!(", {skipped} skipped") } else { String::new() }
+    );
+    let mut config = model;
+    config.few_shot = Some(fs);
+    config.validate()?;
+    eprintln!(
+        "few-shot memory: k = {} normal images{}",
+        images.len(),
+        if skipped > 0 { format!(" ({skipped} skipped)") } else { String::new() }
+    );
+    let tensors = memory_tensors(&config, &layers, &images)?;
+    Ok((config, tensors))
+}

@@ -1,0 +1,117 @@
+//! `tokenclip reference` and `detect --reference` end to end on the tiny model: the memory is
+//! written into a new model file that `info` describes, a one-off memory gives the same results
+//! as the stored one, and bad references are named, skipped or refused.
+
+mod common;
+
+use std::path::Path;
+
+use common::cli::{images, run, stderr, tiny_model};
+use common::clip::scratch;
+
+fn scores(out: &Path) -> Vec<f64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    v["images"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect()
+}
+
+fn detect(model: &Path, out: &Path, input: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"--backend", &"cpu", &"detect", &"--model", &model, &"--save-maps", &"--out", &out];
+    args.extend_from_slice(extra);
+    args.push(&input);
+    run(&args, &[])
+}
+
+#[test]
+fn reference_writes_a_memory_that_info_shows_and_detect_uses() {
+    let dir = scratch("cli_reference");
+    let model = tiny_model(&dir);
+    let good = dir.join("good");
+    images(&good, 3);
+    std::fs::write(good.join("broken.png"), b"not a png").unwrap();
+    let test = dir.join("test");
+    images(&test, 4);
+    let with = dir.join("with-memory.safetensors");
+    let o = run(&[&"--backend", &"cpu", &"reference", &"--model", &model, &"--normal", &good, &"--out", &with], &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "reference: {err}");
+    assert!(err.contains("broken.png") && err.contains("k = 3 normal images (1 skipped)"), "{err}");
+
+    let o = run(&[&"--backend", &"cpu", &"info", &"--model", &with], &[]);
+    let info = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && info.contains("few-shot memory: k = 3 normal images"), "{info}");
+    assert!(info.contains("layers [4]"), "{info}");
+
+    let (zero, stored, once) = (dir.join("zero"), dir.join("stored"), dir.join("once"));
+    assert!(detect(&model, &zero, &test, &[]).status.success());
+    let o = detect(&with, &stored, &test, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = detect(&model, &once, &test, &[&"--reference", &good]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (z, s, w) = (scores(&zero), scores(&stored), scores(&once));
+    assert_ne!(z, s, "the memory changes the scores");
+    assert_eq!(s, w, "a one-off memory scores as the stored one");
+    let map = |d: &Path| std::fs::read(d.join("img0001.map.npy")).unwrap();
+    assert_eq!(map(&stored), map(&once));
+    assert_ne!(map(&zero), map(&stored));
+
+    // A single reference works; --no-image-score keeps the zero-shot image score.
+    let one = dir.join("one.safetensors");
+    let first = good.join("img0000.png");
+    let o = run(
+        &[
+            &"--backend",
+            &"cpu",
+            &"reference",
+            &"--model",
+            &model,
+            &"--normal",
+            &first,
+            &"--no-image-score",
+            &"--out",
+            &one,
+        ],
+        &[],
+    );
+    assert!(o.status.success() && stderr(&o).contains("k = 1 normal images"), "{}", stderr(&o));
+    let only = dir.join("only");
+    assert!(detect(&one, &only, &test, &[]).status.success());
+    assert_eq!(scores(&only), z, "without the image score option the image scores stay zero-shot");
+}
+
+#[test]
+fn bad_references_are_refused_without_output() {
+    let dir = scratch("cli_reference_bad");
+    let model = tiny_model(&dir);
+    let good = dir.join("good");
+    images(&good, 1);
+    let out = dir.join("m.safetensors");
+    let refuse = |args: &[&dyn AsRef<std::ffi::OsStr>], want: &str| {
+        let o = run(args, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "wanted `{want}` in: {err}");
+        assert!(!out.exists(), "a refused run wrote {}", out.display());
+    };
+    let with = |extra: &[&str]| {
+        let mut v: Vec<String> = ["--backend", "cpu", "reference", "--model"].map(String::from).to_vec();
+        v.extend([model.display().to_string(), "--out".into(), out.display().to_string(), "--normal".into()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let refuse = |args: Vec<String>, want: &str| {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>).collect();
+        refuse(&args, want)
+    };
+    let (good, broken_dir, missing) =
+        (good.display().to_string(), dir.join("broken"), dir.join("missing").display().to_string());
+    refuse(with(&[&good, "--layers", "3"]), "few-shot layer 3 is not one the detector taps");
+    refuse(with(&[&good, "--weight=-1"]), "few-shot weight -1 must be finite");
+    std::fs::create_dir_all(&broken_dir).unwrap();
+    std::fs::write(broken_dir.join("a.png"), b"not a png").unwrap();
+    refuse(with(&[&broken_dir.display().to_string()]), "none of the 1 reference images could be read");
+    refuse(with(&[&missing]), "no input images found");
+    let o = run(&[&"--backend", &"cpu", &"reference", &"--model", &model, &"--out", &model, &"--normal", &good], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("is the model being read"), "{}", stderr(&o));
+}

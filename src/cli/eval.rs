@@ -25,6 +25,7 @@ use super::detect::PartialFailure;
 use super::{open_device, with_backend, Global};
 
 mod run;
+mod shots;
 
 /// `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +92,15 @@ pub struct EvalArgs {
     /// Neither read nor write cached results.
     #[arg(long)]
     no_cache: bool,
+    /// Few-shot: K normal training images per class (MVTec `train/good/`, VisA's train split,
+    /// the folder layout's `train/good/`) become that class's memory; 0 is zero-shot.
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
+    /// The seed of the few-shot draw (the same seed draws the same images).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    memory: super::reference::MemoryArgs,
 }
 
 /// Runs the evaluation.
@@ -101,6 +111,7 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         dataset.retain_classes(&args.classes)?;
     }
     eprint!("{}", dataset.summary());
+    let drawn = (args.shots > 0).then(|| shots::draw(&dataset, args.shots, args.seed)).transpose()?;
     let model = super::models::model_path(g, &args.model)?;
     let file = ModelFile::open(&model)?;
     ensure_dir(&args.out)?;
@@ -112,6 +123,9 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         if g.precision == tokenclip::backend::cpu::Precision::Bf16 {
             root = root.join("bf16");
         }
+        if let Some(d) = &drawn {
+            root = root.join(shots::cache_folder(d, args.shots, args.seed, &args.memory.key()));
+        }
         Some(ResultCache::open(&root, &model)?)
     };
     let mode = match args.aupro {
@@ -122,7 +136,16 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
     let device = open_device(g)?;
     let opened = with_backend!(&device, be => be.describe());
     let failover = g.backend == tokenclip::BackendChoice::Auto;
-    let (evaluation, stats, ran) = run::evaluate_all(device, failover, &file, &dataset, cache.as_ref(), opts)?;
+    let few_shot = drawn.as_ref().map(|d| run::FewShot { drawn: d, memory: &args.memory });
+    let (evaluation, stats, ran, unreadable) =
+        run::evaluate_all(device, failover, &file, &dataset, cache.as_ref(), opts, few_shot)?;
+    let rel = |p: &std::path::Path| p.strip_prefix(&dataset.root).unwrap_or(p).display().to_string();
+    let few_shot = drawn.as_ref().map(|d| tokenclip::eval::report::FewShotRun {
+        shots: args.shots,
+        seed: args.seed,
+        references: d.iter().map(|(c, paths)| (c.clone(), paths.iter().map(|p| rel(p)).collect())).collect(),
+        unreadable: unreadable.iter().map(|p| rel(p)).collect(),
+    });
     let backend = ran.unwrap_or(opened);
     let info = RunInfo {
         model: model.display().to_string(),
@@ -130,6 +153,7 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         data: args.data.display().to_string(),
         layout: dataset.layout,
         backend,
+        few_shot,
     };
     let report = Report::new(info, mode, evaluation, dataset.all_problems());
     report.write(&args.out)?;

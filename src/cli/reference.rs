@@ -63,9 +63,9 @@ pub fn run(g: &Global, args: &ReferenceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The memory of the `normal` images under `detector`'s model (read from `src`): the model's
-/// configuration with the memory's settings, and the memory tensors by name. Unreadable images
-/// are named on stderr and skipped; k is reported.
+/// The memory of the `normal` images (files, folders, globs) under `detector`'s model (read from
+/// `src`): the model's configuration with the memory's settings, and the memory tensors by name.
+/// Unreadable images are named on stderr and skipped; k is reported.
 ///
 /// # Errors
 /// No usable image; a layer the model does not tap; a GPU fault without fail-over.
@@ -75,60 +75,103 @@ pub fn build_memory(
     normal: &[String],
     opts: &MemoryArgs,
 ) -> anyhow::Result<(ModelConfig, BTreeMap<String, Vec<f32>>)> {
-    let model = detector.config().clone();
-    let layers = opts.layers.clone().unwrap_or_else(|| model.feature_layers.clone());
-    // Settings are checked before any image is encoded.
-    let mut fs = FewShotConfig {
-        shots: 1,
-        layers: layers.clone(),
-        weight: opts.weight,
-        image_score: !opts.no_image_score,
-        source: String::new(),
-        model: model_fingerprint(src)?,
-    };
-    fs.validate(&model)?;
+    opts.check(detector.config(), src)?;
     let inputs = expand_inputs(normal)?;
     for p in &inputs.problems {
         eprintln!("skipped reference: {p}");
     }
+    let paths: Vec<PathBuf> = inputs.images.into_iter().map(|i| i.path).collect();
+    let built = memory_of(detector, src, &paths, &normal.join(", "), opts, &mut |m| eprintln!("{m}"))?;
+    eprintln!(
+        "few-shot memory: k = {} normal images{}",
+        built.used.len(),
+        skipped_note(paths.len() - built.used.len())
+    );
+    Ok((built.config, built.tensors))
+}
+
+/// A memory made by [`memory_of`].
+pub struct BuiltMemory {
+    /// The model's configuration with the memory's settings.
+    pub config: ModelConfig,
+    /// The memory tensors by name.
+    pub tensors: BTreeMap<String, Vec<f32>>,
+    /// The images that went in (the others could not be read).
+    pub used: Vec<PathBuf>,
+}
+
+impl MemoryArgs {
+    /// The settings checked against the model before any image is encoded.
+    fn check(&self, model: &ModelConfig, src: &dyn TensorSource) -> anyhow::Result<FewShotConfig> {
+        let fs = FewShotConfig {
+            shots: 1,
+            layers: self.layers.clone().unwrap_or_else(|| model.feature_layers.clone()),
+            weight: self.weight,
+            image_score: !self.no_image_score,
+            source: String::new(),
+            model: model_fingerprint(src)?,
+        };
+        fs.validate(model)?;
+        Ok(fs)
+    }
+
+    /// What identifies these settings in a cache key.
+    pub fn key(&self) -> String {
+        format!("{:?}/{}/{}", self.layers, self.weight, self.no_image_score)
+    }
+}
+
+/// The memory of the image files `paths` (`from` says where they came from, for `info`);
+/// unreadable ones are reported through `say` and skipped.
+///
+/// # Errors
+/// As [`build_memory`].
+pub fn memory_of(
+    detector: &mut DeviceDetector,
+    src: &dyn TensorSource,
+    paths: &[PathBuf],
+    from: &str,
+    opts: &MemoryArgs,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<BuiltMemory> {
+    let mut fs = opts.check(detector.config(), src)?;
     let size = detector.input_size();
-    let mut images = Vec::with_capacity(inputs.images.len());
-    for input in &inputs.images {
-        let name = input.path.display().to_string();
-        let pixels = read_image(&input.path, &ImageLimits::default())
+    let (mut images, mut used) = (Vec::with_capacity(paths.len()), Vec::with_capacity(paths.len()));
+    for path in paths {
+        let name = path.display().to_string();
+        let pixels = read_image(path, &ImageLimits::default())
             .map_err(anyhow::Error::from)
             .and_then(|img| Ok(detection_pixels(&img, size as u32, &name)?));
         let pixels = match pixels {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("skipped reference {name}: {e:#}");
+                say(format!("skipped reference {name}: {e:#}"));
                 continue;
             }
         };
         images.push(pollster::block_on(detector.patch_embeddings(src, &pixels))?);
+        used.push(path.clone());
         if let Some(note) = detector.take_switch() {
-            eprintln!("note: {note}");
+            say(format!("note: {note}"));
         }
     }
     if images.is_empty() {
-        anyhow::bail!("none of the {} reference images could be read (see the messages above)", inputs.images.len());
+        anyhow::bail!("none of the {} reference images could be read (see the messages above)", paths.len());
     }
-    let skipped = inputs.images.len() - images.len();
     fs.shots = images.len();
-    fs.source = format!(
-        "{} images from {}{}",
-        images.len(),
-        normal.join(", "),
-        if skipped > 0 { format!(", {skipped} skipped") } else { String::new() }
-    );
-    let mut config = model;
+    fs.source = format!("{} images from {from}{}", images.len(), skipped_note(paths.len() - images.len()));
+    let layers = fs.layers.clone();
+    let mut config = detector.config().clone();
     config.few_shot = Some(fs);
     config.validate()?;
-    eprintln!(
-        "few-shot memory: k = {} normal images{}",
-        images.len(),
-        if skipped > 0 { format!(" ({skipped} skipped)") } else { String::new() }
-    );
     let tensors = memory_tensors(&config, &layers, &images)?;
-    Ok((config, tensors))
+    Ok(BuiltMemory { config, tensors, used })
+}
+
+fn skipped_note(skipped: usize) -> String {
+    if skipped > 0 {
+        format!(" ({skipped} skipped)")
+    } else {
+        String::new()
+    }
 }

@@ -8,15 +8,18 @@
 //! - **MVTec AD** (also MPDD and other datasets laid out the same way):
 //!   `DIR/<class>/test/<defect>/NAME.png`, `good` being the normal images, and masks in
 //!   `DIR/<class>/ground_truth/<defect>/NAME_mask.png`. `DIR` may also be one class folder
-//!   (holding `test/`). `train/` is ignored.
+//!   (holding `test/`). `train/good/` is listed as the class's training normals (few-shot
+//!   references), never evaluated.
 //! - **VisA**: the test split of `DIR/split_csv/1cls.csv` (columns `object,split,label,image,mask`,
 //!   label `normal` or `anomaly`, paths relative to `DIR`, masks in
-//!   `<object>/Data/Masks/Anomaly/`), as AnomalyCLIP's `generate_dataset_json/visa.py` reads it.
+//!   `<object>/Data/Masks/Anomaly/`), as AnomalyCLIP's `generate_dataset_json/visa.py` reads it;
+//!   the train split's normal rows are the training normals.
 //! - **Folder** (a user's own data): `DIR/<class>/good/` holds normal images and every other
 //!   sub-folder of `DIR/<class>/` anomalous ones (its name is the defect type); an anomalous image
 //!   `NAME.ext` may have its mask beside it as `NAME_mask.png` (or `.jpg`/`.jpeg`). `DIR` may also
 //!   be one class (holding `good/` itself; the class is then named after `DIR`). Files ending in
-//!   `_mask` are never taken as images.
+//!   `_mask` are never taken as images. `DIR/<class>/train/good/`, if present, holds training
+//!   normals (few-shot references) and is not a defect type.
 //!
 //! Images are PNG or JPEG files (any letter case in the extension); other image kinds (BMP, TIFF,
 //! WebP) are listed as problems, other files ignored, hidden files and folders skipped.
@@ -113,6 +116,10 @@ pub struct ClassSet {
     pub samples: Vec<Sample>,
     /// What the reader could not use or found incomplete in this class, one sentence each.
     pub problems: Vec<String>,
+    /// Its normal training images, sorted (MVTec AD's `train/good/`, VisA's train split, the
+    /// folder layout's `train/good/`): what `eval --shots` draws few-shot references from.
+    #[serde(skip)]
+    pub train_normals: Vec<PathBuf>,
 }
 
 impl ClassSet {

@@ -177,6 +177,23 @@ pub struct RunInfo {
     pub layout: Layout,
     /// The backend that ran detection (cached results may come from another).
     pub backend: String,
+    /// The few-shot protocol, when the run used one (`eval --shots`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub few_shot: Option<FewShotRun>,
+}
+
+/// `eval --shots K --seed S`: K normal training images per class drawn with the seed (the same
+/// draw for every run with that seed), made into that class's few-shot memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FewShotRun {
+    /// Images drawn per class (K).
+    pub shots: usize,
+    /// The seed of the draw.
+    pub seed: u64,
+    /// Per class, the drawn images (relative to the dataset folder) in the order drawn.
+    pub references: std::collections::BTreeMap<String, Vec<String>>,
+    /// Drawn images that could not be read, left out of their class's memory.
+    pub unreadable: Vec<String>,
 }
 
 /// The whole report (serialised as `report.json`).

@@ -4,12 +4,14 @@
 use std::fmt;
 
 use tokenclip::clip::model_file::ModelFile;
+use tokenclip::clip::weights::TensorSource;
 use tokenclip::eval::cache::{CachedResult, Lookup, ResultCache};
 use tokenclip::eval::dataset::{Dataset, Sample};
 use tokenclip::eval::evaluate::{EvalOptions, Evaluator};
 use tokenclip::eval::report::Evaluation;
 use tokenclip::io::image::{read_image, ImageLimits};
 use tokenclip::io::preprocess::detection_pixels;
+use tokenclip::tokenclip::few_shot::WithMemory;
 use tokenclip::{Device, DeviceDetector};
 
 use crate::cli::progress::Progress;
@@ -41,6 +43,14 @@ impl fmt::Display for Stats {
     }
 }
 
+/// `--shots`: the drawn references per class and how their memory is made.
+pub struct FewShot<'a> {
+    /// Per class, the drawn training normals.
+    pub drawn: &'a std::collections::BTreeMap<String, Vec<std::path::PathBuf>>,
+    /// The memory settings.
+    pub memory: &'a crate::cli::reference::MemoryArgs,
+}
+
 /// State shared across images: the detector (loaded at the first image the cache lacks), the
 /// cache, the counts.
 struct Runner<'a> {
@@ -51,10 +61,18 @@ struct Runner<'a> {
     cache: Option<&'a ResultCache>,
     stats: Stats,
     cache_write_failed: bool,
+    few_shot: Option<FewShot<'a>>,
+    /// The class being evaluated, and (with `--shots`) the model with its memory once built.
+    class: String,
+    memory: Option<(String, WithMemory<'a>)>,
+    /// Drawn references that could not be read.
+    unreadable: Vec<std::path::PathBuf>,
 }
 
 /// Evaluates every image of `ds` on `device`, class by class; with `failover`, a GPU fault moves
-/// the run to the CPU. Also returns the backend that ran (None if every result was cached).
+/// the run to the CPU; with `few_shot`, each class is detected with its references' memory
+/// (built at the class's first image the cache lacks). Also returns the backend that ran (None
+/// if every result was cached) and the references that could not be read.
 ///
 /// # Errors
 /// Only fatal ones: the model cannot be loaded, or the GPU failed without `failover`; a failing
@@ -66,7 +84,8 @@ pub fn evaluate_all(
     ds: &Dataset,
     cache: Option<&ResultCache>,
     opts: EvalOptions,
-) -> anyhow::Result<(Evaluation, Stats, Option<String>)> {
+    few_shot: Option<FewShot<'_>>,
+) -> anyhow::Result<(Evaluation, Stats, Option<String>, Vec<std::path::PathBuf>)> {
     let mut runner = Runner {
         device: Some(device),
         failover,
@@ -75,10 +94,15 @@ pub fn evaluate_all(
         cache,
         stats: Stats::default(),
         cache_write_failed: false,
+        few_shot,
+        class: String::new(),
+        memory: None,
+        unreadable: Vec::new(),
     };
     let progress = Progress::new(ds.len() as u64, "images");
     let mut ev = Evaluator::new(&ds.root, opts);
     for class in &ds.classes {
+        runner.class.clone_from(&class.name);
         let mut run = ev.class(class);
         for sample in &class.samples {
             let shown = sample.image.strip_prefix(&ds.root).unwrap_or(&sample.image);
@@ -98,7 +122,7 @@ pub fn evaluate_all(
     }
     progress.finish();
     let backend = runner.detector.as_ref().map(DeviceDetector::describe);
-    Ok((ev.finish(), runner.stats, backend))
+    Ok((ev.finish(), runner.stats, backend, runner.unreadable))
 }
 
 impl Runner<'_> {
@@ -134,8 +158,13 @@ impl Runner<'_> {
         if let Some(device) = self.device.take() {
             self.detector = Some(DeviceDetector::load(device, self.failover, self.file, &self.file.config)?);
         }
+        self.class_memory(progress)?;
         let Some(detector) = &mut self.detector else { anyhow::bail!("the detector could not be loaded") };
-        let result = detect(detector, self.file, sample);
+        let src: &dyn TensorSource = match &self.memory {
+            Some((_, m)) => m,
+            None => self.file,
+        };
+        let result = detect(detector, src, sample);
         if let Some(note) = detector.take_switch() {
             progress.println(format!("note: {note}"));
         }
@@ -169,7 +198,27 @@ impl Runner<'_> {
     }
 }
 
-fn detect(detector: &mut DeviceDetector, file: &ModelFile, sample: &Sample) -> anyhow::Result<CachedResult> {
+impl Runner<'_> {
+    /// With `--shots`, makes sure the detector holds the current class's memory.
+    fn class_memory(&mut self, progress: &Progress) -> anyhow::Result<()> {
+        let (Some(fs), Some(detector)) = (&self.few_shot, &mut self.detector) else { return Ok(()) };
+        if self.memory.as_ref().is_some_and(|(c, _)| *c == self.class) {
+            return Ok(());
+        }
+        let paths = fs.drawn.get(&self.class).cloned().unwrap_or_default();
+        let from = format!("the training normals of class {}", self.class);
+        let mut say = |m: String| progress.println(m);
+        let built = crate::cli::reference::memory_of(detector, self.file, &paths, &from, fs.memory, &mut say)
+            .map_err(|e| e.context(format!("the few-shot memory of class {}", self.class)))?;
+        self.unreadable.extend(paths.iter().filter(|p| !built.used.contains(p)).cloned());
+        let src = WithMemory::new(self.file, built.tensors, built.config.clip.embed_dim);
+        detector.set_few_shot(&src, &built.config)?;
+        self.memory = Some((self.class.clone(), src));
+        Ok(())
+    }
+}
+
+fn detect(detector: &mut DeviceDetector, file: &dyn TensorSource, sample: &Sample) -> anyhow::Result<CachedResult> {
     let name = sample.image.display().to_string();
     let img = read_image(&sample.image, &ImageLimits::default())?;
     let pixels = detection_pixels(&img, detector.input_size() as u32, &name)?;

@@ -1,6 +1,7 @@
 //! The folder layout for a user's own data: `<class>/good/` normal, every other sub-folder of
 //! `<class>/` anomalous (named by its defect type), masks optional as `NAME_mask.png` beside
 //! `NAME.ext`. The dataset folder may also be a single class (holding `good/` itself).
+//! `<class>/train/good/` holds training normals (few-shot references), not a defect type.
 
 use std::path::Path;
 
@@ -9,6 +10,8 @@ use super::{ClassSet, Dataset, DatasetError, Sample};
 
 /// The folder of normal images.
 pub(super) const NORMAL: &str = "good";
+/// The folder of training images (`train/good/`: few-shot references), not a defect type.
+const TRAIN: &str = "train";
 
 /// Reads `dir` (class folders, or one class) into `ds`.
 pub(super) fn read(dir: &Path, ds: &mut Dataset) -> Result<(), DatasetError> {
@@ -43,6 +46,9 @@ fn class(cdir: &Path, name: String, ds: &mut Dataset) -> Result<(), DatasetError
     let mut missing = Vec::new();
     for ddir in subdirs(cdir)? {
         let defect = name_of(&ddir);
+        if defect == TRAIN {
+            continue;
+        }
         let label = defect != NORMAL;
         for image in images(&ddir, &mut problems)? {
             let mask = if label { mask_beside(&ddir, &stem(&image)) } else { None };
@@ -68,6 +74,7 @@ fn class(cdir: &Path, name: String, ds: &mut Dataset) -> Result<(), DatasetError
             ));
         }
     }
-    ds.classes.push(ClassSet { name, samples, problems });
+    let train_normals = super::mvtec::train_normals(cdir)?;
+    ds.classes.push(ClassSet { name, samples, problems, train_normals });
     Ok(())
 }

@@ -13,6 +13,17 @@ use super::{ClassSet, Dataset, DatasetError, Sample};
 /// The folder of normal test images.
 const NORMAL: &str = "good";
 
+/// The images of `cdir/train/good/`, sorted (none if it is absent); what cannot be used there
+/// is not a problem of the test set.
+pub(super) fn train_normals(cdir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let dir = cdir.join("train").join(NORMAL);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut ignored = Vec::new();
+    images(&dir, &mut ignored)
+}
+
 /// Reads `dir` (a dataset of class folders, or one class folder) into `ds`.
 pub(super) fn read(dir: &Path, ds: &mut Dataset) -> Result<(), DatasetError> {
     if dir.join("test").is_dir() {
@@ -47,6 +58,7 @@ fn class(cdir: &Path, name: String, ds: &mut Dataset) -> Result<(), DatasetError
             samples.push(Sample { image, label, mask, defect: defect.clone() });
         }
     }
-    ds.classes.push(ClassSet { name, samples, problems });
+    let train_normals = train_normals(cdir)?;
+    ds.classes.push(ClassSet { name, samples, problems, train_normals });
     Ok(())
 }

@@ -230,3 +230,33 @@ fn folders_matching_no_layout_or_without_images_are_errors() {
     assert!(matches!(e, DatasetError::Io { .. }), "{e}");
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+#[test]
+fn training_normals_are_listed_for_few_shot_and_never_evaluated() {
+    let t = Tree::new(
+        "train-mvtec",
+        &["a/test/good/0.png", "a/train/good/1.png", "a/train/good/0.png", "a/train/good/x.txt", "b/test/good/0.png"],
+    );
+    let ds = Dataset::open(&t.0, None).unwrap();
+    let train: Vec<String> = ds.classes[0].train_normals.iter().map(|p| rel(&t.0, p)).collect();
+    assert_eq!(train, ["a/train/good/0.png", "a/train/good/1.png"]);
+    assert!(ds.classes[1].train_normals.is_empty());
+    assert_eq!(ds.len(), 2);
+
+    let t = Tree::new("train-folder", &["c/good/0.png", "c/scratch/0.png", "c/train/good/5.jpg"]);
+    let ds = Dataset::open(&t.0, Some(Layout::Folder)).unwrap();
+    let defects: Vec<&str> = ds.classes[0].samples.iter().map(|s| s.defect.as_str()).collect();
+    assert_eq!(defects, ["good", "scratch"], "train/ is not a defect type");
+    assert_eq!(ds.classes[0].train_normals.len(), 1);
+
+    let t = Tree::new("train-visa", &["candle/t0.png", "candle/t1.png", "candle/n0.png", "candle/a0.png"]);
+    t.write(
+        "split_csv/1cls.csv",
+        "object,split,label,image,mask\ncandle,train,normal,candle/t1.png,\ncandle,train,normal,candle/t0.png,\n\
+         candle,train,anomaly,candle/a0.png,\ncandle,test,normal,candle/n0.png,\n",
+    );
+    let ds = Dataset::open(&t.0, None).unwrap();
+    let train: Vec<String> = ds.classes[0].train_normals.iter().map(|p| rel(&t.0, p)).collect();
+    assert_eq!(train, ["candle/t0.png", "candle/t1.png"]);
+    assert_eq!(ds.len(), 1);
+}

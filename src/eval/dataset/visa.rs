@@ -30,6 +30,7 @@ pub(super) fn read(dir: &Path, ds: &mut Dataset) -> Result<(), DatasetError> {
         })?;
     }
     let mut classes: BTreeMap<String, (Vec<Sample>, Vec<String>)> = BTreeMap::new();
+    let mut train: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
     for (i, line) in lines {
         let row = fields(line);
         let Some([object, split, label, image, mask]) = pick(&row, &index) else {
@@ -41,6 +42,10 @@ pub(super) fn read(dir: &Path, ds: &mut Dataset) -> Result<(), DatasetError> {
             ));
             continue;
         };
+        if split.eq_ignore_ascii_case("train") && label.eq_ignore_ascii_case("normal") {
+            train.entry(object.to_string()).or_default().push(dir.join(image));
+            continue;
+        }
         if !split.eq_ignore_ascii_case("test") {
             continue;
         }
@@ -71,7 +76,11 @@ pub(super) fn read(dir: &Path, ds: &mut Dataset) -> Result<(), DatasetError> {
         let defect = if label { "anomaly" } else { "good" }.to_string();
         samples.push(Sample { image, label, mask, defect });
     }
-    ds.classes.extend(classes.into_iter().map(|(name, (samples, problems))| ClassSet { name, samples, problems }));
+    ds.classes.extend(classes.into_iter().map(|(name, (samples, problems))| {
+        let mut train_normals = train.remove(&name).unwrap_or_default();
+        train_normals.sort();
+        ClassSet { name, samples, problems, train_normals }
+    }));
     Ok(())
 }
 

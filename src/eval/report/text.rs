@@ -129,6 +129,18 @@ impl Report {
             sum(|c| c.anomalous)
         ));
         out.push_str(&format!("- Backend: {}\n- AUPRO: {}\n", i.backend, aupro_note(self.aupro_mode)));
+        if let Some(f) = &i.few_shot {
+            out.push_str(&format!(
+                "- Few-shot: k = {} normal training images per class, drawn with seed {} (listed below){}\n",
+                f.shots,
+                f.seed,
+                if f.unreadable.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} unreadable, left out", f.unreadable.len())
+                }
+            ));
+        }
         out.push_str("- Metrics ×100, one decimal; the mean averages the classes where a metric is defined.\n\n");
         let mut notes = Footnotes::default();
         out.push_str(&markdown_table(&rows(self, &mut notes, true)));
@@ -142,7 +154,18 @@ impl Report {
                 out.push_str(&format!("{line}  \n"));
             }
         }
+        let references: Vec<String> = i
+            .few_shot
+            .iter()
+            .flat_map(|f| {
+                f.references
+                    .iter()
+                    .map(|(c, r)| format!("{c}: {}", r.join(", ")))
+                    .chain(f.unreadable.iter().map(|u| format!("unreadable: {u}")))
+            })
+            .collect();
         let lists = [
+            ("Few-shot references", references),
             ("Skipped", self.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
             ("Dataset problems", self.dataset_problems.clone()),
         ];
@@ -272,6 +295,7 @@ mod tests {
             data: "d".into(),
             layout: Layout::Folder,
             backend: "cpu".into(),
+            few_shot: None,
         };
         let classes = vec![class("a, \"b\" | c", &[0.1, 0.9, 0.4], &[false, true, true]), class("z", &[0.2], &[false])];
         Report::new(info, AuproMode::Sampled, Evaluation { classes, ..Evaluation::default() }, Vec::new())

@@ -21,10 +21,14 @@ struct BlurParams {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(1) @binding(0) var<uniform> params: BlurParams;
 
+// Half-sample symmetric about -0.5 (i and -1 - i read the same sample), period 2n. The modulo is
+// taken on non-negative values only: WGSL defines `%` for negative i32, but GLSL (wgpu's GL
+// backend) leaves it undefined, and llvmpipe's GL gave wrong taps near the edges with it.
 fn reflect_index(i: i32, n: i32) -> i32 {
     let period = 2 * n;
-    var m = i % period;
-    if (m < 0) { m += period; }
+    var j = i;
+    if (j < 0) { j = -1 - j; }
+    var m = i32(u32(j) % u32(period));
     if (m >= n) { m = period - 1 - m; }
     return m;
 }

@@ -27,6 +27,7 @@ mod load;
 pub mod memory;
 pub mod named;
 mod overlay;
+mod references;
 pub mod source;
 pub mod tensors;
 mod types;
@@ -76,6 +77,8 @@ struct Inner {
     cache_error: Option<String>,
     /// Whether this detector moved to the CPU after a GPU fault (reported once, on the console).
     switched: Cell<bool>,
+    /// The few-shot memory in use (`setReferences`), taken along by a fail-over.
+    references: RefCell<references::InUse>,
 }
 
 #[wasm_bindgen]
@@ -263,19 +266,30 @@ impl Inner {
 
     /// One pass, with the fail-over to the CPU (see `Detector::detect`).
     async fn run(&self, pixels: &[f32]) -> Result<crate::Detection, WebError> {
-        let engine = self.engine();
-        let e = match engine.detect(pixels).await {
+        let e = match self.engine().detect(pixels).await {
             Ok(d) => return Ok(d),
             Err(e) => e,
         };
-        let Some((cpu, turns, why)) = engine.fail_over(&e).await? else { return Err(e.into()) };
+        let cpu = self.recover(e).await?;
+        Ok(cpu.detect(pixels).await?)
+    }
+
+    /// After `e` from a pass: under "auto", when it is a GPU fault, the model reloaded on the CPU
+    /// (with the references in use) and put in place, for the caller to redo the pass there.
+    async fn recover(&self, e: crate::Error) -> Result<Rc<Engine>, WebError> {
+        let Some((mut cpu, turns, why)) = self.engine().fail_over(&e).await? else { return Err(e.into()) };
+        match &*self.references.borrow() {
+            references::InUse::AsLoaded => {}
+            references::InUse::Set(r) => cpu.set_references(Some(r))?,
+            references::InUse::Cleared => cpu.set_references(None)?,
+        }
         if !self.switched.replace(true) {
             web_sys::console::warn_1(&format!("tokenclip: {why}; continuing on the CPU (WebAssembly SIMD)").into());
         }
         let cpu = Rc::new(cpu);
         *self.engine.borrow_mut() = cpu.clone();
         *self.turns.borrow_mut() = turns;
-        Ok(cpu.detect(pixels).await?)
+        Ok(cpu)
     }
 
     async fn detect(&self, value: &JsValue) -> Result<JsValue, WebError> {
@@ -295,7 +309,14 @@ impl Inner {
         set("height", d.size.into());
         set("imageWidth", named.image.width.into());
         set("imageHeight", named.image.height.into());
-        set("layers", self.engine().config().feature_layers.len().into());
+        let config = self.engine().config().clone();
+        set("layers", config.feature_layers.len().into());
+        // The map lies in [0, layers + few-shot weight].
+        let weight = config.few_shot.as_ref().map_or(0.0, |f| f64::from(f.weight));
+        set("mapRange", (config.feature_layers.len() as f64 + weight).into());
+        if let Some(top) = d.few_shot_max {
+            set("fewShotMax", top.into());
+        }
         set("backend", self.engine().backend().into());
         Ok(o.into())
     }

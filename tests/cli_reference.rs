@@ -115,3 +115,59 @@ fn bad_references_are_refused_without_output() {
     let o = run(&[&"--backend", &"cpu", &"reference", &"--model", &model, &"--out", &model, &"--normal", &good], &[]);
     assert!(!o.status.success() && stderr(&o).contains("is the model being read"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_f16_model_stores_its_memory_in_f16_and_detects_as_the_one_off_memory() {
+    let dir = scratch("cli_reference_f16");
+    let clip = common::detect::tiny_clip(&dir);
+    let prompts = common::clip::fixture_path("detect_tiny/prompts_m4.safetensors");
+    let model = dir.join("f16.safetensors");
+    let o = run(
+        &[
+            &"import",
+            &"--clip",
+            &clip,
+            &"--prompts",
+            &prompts,
+            &"--dtype",
+            &"f16",
+            &"--image-size",
+            &"64",
+            &"--out",
+            &model,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (good, test) = (dir.join("good"), dir.join("test"));
+    images(&good, 2);
+    images(&test, 3);
+    let with = dir.join("with.safetensors");
+    let o = run(&[&"--backend", &"cpu", &"reference", &"--model", &model, &"--normal", &good, &"--out", &with], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = tokenclip::clip::model_file::ModelFile::open(&with).unwrap();
+    let bytes = std::fs::read(&with).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let layer = file.config.feature_layers[0];
+    let memory = st.tensor(&format!("few_shot.memory.{layer}")).unwrap();
+    assert_eq!(memory.dtype(), safetensors::Dtype::F16);
+    assert_eq!(memory.shape(), [64, 2 * 64]);
+
+    // The stored f16 memory against the one-off f32 one: f16 rounding of unit vectors (≤ 4.9e-4
+    // per element) moves cosines by at most ~1e-3.
+    let (stored, once) = (dir.join("stored"), dir.join("once"));
+    assert!(detect(&with, &stored, &test, &[]).status.success());
+    assert!(detect(&model, &once, &test, &[&"--reference", &good]).status.success());
+    for (a, b) in scores(&stored).iter().zip(scores(&once)) {
+        assert!((a - b).abs() < 2e-3, "f16 memory score {a}, f32 memory {b}");
+    }
+    // On the GPU (lavapipe here) the stored memory gives the CPU's result.
+    if common::gpu("f16 memory on the gpu").is_some() {
+        let gpu = dir.join("gpu");
+        let o = run(&[&"--backend", &"gpu", &"detect", &"--model", &with, &"--save-maps", &"--out", &gpu, &test], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for (a, b) in scores(&gpu).iter().zip(scores(&stored)) {
+            assert!((a - b).abs() < 1e-4, "GPU {a}, CPU {b}");
+        }
+    }
+}

@@ -19,6 +19,10 @@ mod api;
 #[path = "web/failover.rs"]
 mod failover;
 
+/// Few-shot references set in the browser.
+#[path = "web/references.rs"]
+mod references;
+
 fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761) | 1;
     (0..n)

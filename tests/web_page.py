@@ -118,6 +118,13 @@ def make_fixtures(tokenclip):
         shutil.rmtree(native, ignore_errors=True)
         run([tokenclip, "--backend", "cpu", "detect", "--model", model, "--save-maps", "--map-size", "model",
              "--threshold", THRESHOLD, "--opacity", OPACITY, "--out", native, *images])
+    # The same images with a few-shot memory of the first two (the page's references).
+    with_refs = FIXTURES / "native-references"
+    if not fresh(with_refs / "scores.json", model, tokenclip):
+        shutil.rmtree(with_refs, ignore_errors=True)
+        run([tokenclip, "--backend", "cpu", "detect", "--model", model, "--reference", images[0], "--reference",
+             images[1], "--save-maps", "--map-size", "model", "--threshold", THRESHOLD, "--opacity", OPACITY,
+             "--out", with_refs, *images])
     huge = FIXTURES / "huge-input.safetensors"
     if not fresh(huge, clip, prompts, tokenclip):
         run([tokenclip, "import", "--clip", clip, "--prompts", prompts, "--vision-only", "--dtype", "f16",
@@ -547,6 +554,7 @@ def check_page(chromedriver, tokenclip):
         assert far <= 1e-3, f"the downloaded overlay differs from the CLI's on {far:.2%} of the samples"
 
         b.screenshot(ARTIFACTS / "page.png")
+        check_references(b, images, native, expected, report)
 
         # "Run on: the CPU" moves the model to the wasm CPU backend; every image runs again there.
         st = switch_backend(b, "cpu")
@@ -613,6 +621,26 @@ def check_page(chromedriver, tokenclip):
     server.shutdown()
     (ARTIFACTS / "web_page.json").write_text(json.dumps(report, indent=2))
     log(f"all page checks passed; report in {(ARTIFACTS / 'web_page.json').relative_to(ROOT)}")
+
+
+def check_references(b, images, native, expected, report):
+    """Good images as references: the maps become `detect --reference`'s; cleared, zero-shot's again."""
+    with_refs = FIXTURES / "native-references"
+    want = {Path(r["path"]).name: r for r in json.loads((with_refs / "scores.json").read_text())["images"]}
+    n = b.js("return document.querySelectorAll('.card').length")
+    b.send_files("#reference-files", images[:2])
+    b.wait("document.getElementById('references-status').dataset.shots === '2'", "the references", 600)
+    status = b.js("return document.getElementById('references-status').textContent")
+    assert "Using 2 reference images" in status, status
+    assert not b.js("return document.getElementById('references-clear').hidden")
+    log(f"references: {status}")
+    report["references"] = {"status": status, "images": {}}
+    compare_with_cli(b, images, with_refs, want, n, MAP_TOL, SCORE_TOL, report["references"]["images"])
+    b.screenshot(ARTIFACTS / "page-references.png")
+    b.click("#references-clear")
+    b.wait("document.getElementById('references-status').dataset.shots === '0'", "clearing the references", 120)
+    compare_with_cli(b, images, native, expected, n, MAP_TOL, SCORE_TOL, {})
+    log("references cleared: zero-shot maps again")
 
 
 def compare_with_cli(b, images, native, expected, n, map_tol, score_tol, report):

@@ -1,6 +1,8 @@
 // The page: model loading with progress, image queue, overlays, thresholds, downloads. The model
 // runs in worker.js (the tokenclip package); this file only talks to it and draws.
 
+import { setupReferences } from "./references.js";
+
 const $ = (id) => document.getElementById(id);
 
 // ---- the worker -----------------------------------------------------------------------------
@@ -167,6 +169,8 @@ async function loadModel(args, what) {
     $("model-status").dataset.origin = m.origin;
     $("model-status").dataset.loadMs = String(m.loadMs);
     $("model-forget").hidden = !m.cacheKey;
+    // A new model starts without references (or with its file's own memory).
+    references.reset(m.references ?? 0);
     // Results of another model are stale: run every image again.
     for (const im of state.images) enqueue(im);
   } catch (e) {
@@ -428,6 +432,12 @@ $("backend").onchange = () => {
   loadModel(args, last.what);
 };
 $("download-scores").onclick = downloadScores;
+const references = setupReferences({
+  $,
+  call,
+  ready: () => state.modelState === "ready",
+  rerun: () => state.images.forEach(enqueue),
+});
 $("clear-images").onclick = () => [...state.images].forEach(removeImage);
 
 for (const [input, output] of [["opacity", "opacity-value"], ["threshold", "threshold-value"]]) {

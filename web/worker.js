@@ -47,6 +47,7 @@ function describe(d, ms) {
     cacheKey: d.cacheKey ?? null,
     cacheError: d.cacheError ?? null,
     weights: d.config?.weights ?? null,
+    references: d.references,
     loadMs: ms,
   };
 }
@@ -135,6 +136,18 @@ const ops = {
     const entry = images.get(id);
     if (!entry) throw new Error("that image is no longer loaded");
     return new Blob([encodePng(overlayOf(entry, opacity, threshold, true))], { type: "image/png" });
+  },
+
+  // Few-shot references: good images of the product (Files), made into the detector's memory.
+  async setReferences({ files }) {
+    if (!detector) throw Object.assign(new Error("load a model first"), { name: "TokenclipError", kind: "argument" });
+    const r = await detector.setReferences(files);
+    return { shots: r.shots, skipped: r.skipped };
+  },
+
+  async clearReferences() {
+    await detector?.clearReferences();
+    return null;
   },
 
   // For tests only (setTestGpuFault): the GPU fails on purpose, to see the page fail over.

@@ -96,8 +96,8 @@ pub struct EvalArgs {
     /// the folder layout's `train/good/`) become that class's memory; 0 is zero-shot.
     #[arg(long, default_value_t = 0)]
     shots: usize,
-    /// The seed of the few-shot draw (the same seed draws the same images).
-    #[arg(long, default_value_t = 0)]
+    /// The seed of the few-shot draw (the same seed draws the same images; 10 is APRIL-GAN's).
+    #[arg(long, default_value_t = 10)]
     seed: u64,
     #[command(flatten)]
     memory: super::reference::MemoryArgs,

@@ -67,6 +67,8 @@ pub enum Stage {
     Encoder,
     /// Cost, Sinkhorn, top-K and token probabilities for every feature layer.
     Transport,
+    /// The few-shot map (only with a memory).
+    FewShot,
     /// Upsampling, smoothing and the image score.
     PostProcessing,
 }
@@ -177,17 +179,24 @@ impl<B: Backend> Detector<B> {
             layers.push(LayerStages { patches, assignment, probabilities });
         }
         observe(Stage::Transport);
-        let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
-        let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
-        let mut map = scoring::smooth(be, &raw_map, det.sigma)?;
         let mut few_shot = None;
         if let Some(memory) = &self.few_shot {
             let patches: Vec<B::Tensor> = layers.iter().map(|l| l.patches.clone()).collect();
             let fs = memory.map(be, &patches, grid, size, det.sigma)?;
-            map = be.add(&map, &be.scale(&fs, memory.config.weight)?)?;
             let top = be.row_max(&be.reshape(&fs, &[1, size * size])?)?;
-            few_shot = Some((fs, top));
+            few_shot = Some((fs, top, memory.config.weight));
+            observe(Stage::FewShot);
         }
+        let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
+        let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
+        let mut map = scoring::smooth(be, &raw_map, det.sigma)?;
+        let few_shot = match few_shot {
+            Some((fs, top, weight)) => {
+                map = be.add(&map, &be.scale(&fs, weight)?)?;
+                Some((fs, top))
+            }
+            None => None,
+        };
         let global_score = scoring::global_score(be, &out.global, &self.space, det)?;
         observe(Stage::PostProcessing);
         Ok(DetectionTensors { layers, global: out.global, global_score, raw_map, map, few_shot })

@@ -47,6 +47,29 @@ impl<B: Backend> FewShotMemory<B> {
         Ok(Some(FewShotMemory { layers, config: fs.clone() }))
     }
 
+    /// A memory this model just made from its own patches (so no fingerprint to check): the f32
+    /// tensors of [`memory_tensors`], uploaded; `None` when `model` has no few-shot settings.
+    ///
+    /// # Errors
+    /// A layer the model does not tap, or a tensor missing from `tensors`.
+    pub fn from_tensors(
+        be: &B,
+        model: &ModelConfig,
+        tensors: &std::collections::BTreeMap<String, Vec<f32>>,
+    ) -> Result<Option<Self>, Error> {
+        let Some(fs) = &model.few_shot else { return Ok(None) };
+        let d = model.clip.embed_dim;
+        let mut layers = Vec::with_capacity(fs.layers.len());
+        for &l in &fs.layers {
+            let name = memory_name(l);
+            let m = tensors
+                .get(&name)
+                .ok_or_else(|| crate::clip::ModelError::Config(format!("no {name} in the memory")))?;
+            layers.push((tap_index(model, l)?, be.upload(m, &[d, m.len() / d.max(1)])?));
+        }
+        Ok(Some(FewShotMemory { layers, config: fs.clone() }))
+    }
+
     /// The few-shot map `[1, size, size]` of one image from its feature layers' patches `[N, D]`.
     pub fn map(&self, be: &B, patches: &[B::Tensor], grid: usize, size: usize, sigma: f32) -> Result<B::Tensor, Error> {
         let pairs: Vec<(&B::Tensor, &B::Tensor)> = self.layers.iter().map(|(at, m)| (&patches[*at], m)).collect();

@@ -214,6 +214,37 @@ impl Engine {
         }
     }
 
+    /// Every feature layer's patch embeddings of preprocessed pixels (a reference's memory).
+    pub async fn patch_embeddings(&self, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        match self {
+            Engine::Gpu { detector, be, .. } => detector.patch_embeddings(be.as_ref(), pixels).await,
+            Engine::Cpu { detector, be, .. } => detector.patch_embeddings(be, pixels).await,
+        }
+    }
+
+    /// Uses the memory `references` (settings in the config, tensors by name) from now on, or
+    /// none (`None`: zero-shot, also when the model file had a memory of its own).
+    pub fn set_references(&mut self, references: Option<&References>) -> Result<(), Error> {
+        use crate::tokenclip::few_shot::FewShotMemory;
+        match self {
+            Engine::Gpu { detector, be, .. } => {
+                let m = match references {
+                    Some(r) => FewShotMemory::from_tensors(be.as_ref(), &r.config, &r.tensors)?,
+                    None => None,
+                };
+                detector.set_few_shot(m);
+            }
+            Engine::Cpu { detector, be, .. } => {
+                let m = match references {
+                    Some(r) => FewShotMemory::from_tensors(be, &r.config, &r.tensors)?,
+                    None => None,
+                };
+                detector.set_few_shot(m);
+            }
+        }
+        Ok(())
+    }
+
     /// After `e` from [`Engine::detect`]: under "auto", when `e` is a GPU fault, the model
     /// loaded on the CPU (from the cache or the kept bytes) with its own queue, and why; the
     /// caller redoes the image there. `Ok(None)` when `e` is not for a fail-over.
@@ -264,6 +295,15 @@ impl Engine {
             Engine::Gpu { .. } => None,
         }
     }
+}
+
+/// A memory of reference images built in the browser (`detector.setReferences`), kept on the
+/// host so a fail-over to the CPU takes it along.
+pub(super) struct References {
+    /// The model's configuration with the memory's settings.
+    pub config: ModelConfig,
+    /// The memory tensors by name, f32.
+    pub tensors: std::collections::BTreeMap<String, Vec<f32>>,
 }
 
 /// Waits for the weights' upload to finish on the GPU (one tiny readback), so a device that

@@ -135,5 +135,6 @@ async fn upload(bytes: ModelBytes, progress: Progress, target: Target) -> Result
         cache_key: bytes.cache_key,
         cache_error: bytes.cache_error,
         switched: Default::default(),
+        references: Default::default(),
     })
 }

@@ -26,7 +26,7 @@ pub async fn decode_image(
 }
 
 /// The heat map of `detection` over `image`, exactly as `tokenclip detect` draws
-/// `NAME.overlay.png`: the map resized bilinearly to the image, jet colours over [0, layers],
+/// `NAME.overlay.png`: the map resized bilinearly to the image, jet colours over [0, mapRange],
 /// blended at `opacity`, outlined at `threshold`, with the colour bar unless `colorBar: false`.
 ///
 /// # Errors
@@ -57,8 +57,10 @@ fn overlay(
     let (Some(w), Some(h)) = (dim("width"), dim("height")) else {
         return Err(WebError::argument("the detection needs whole-number `width` and `height`"));
     };
-    let layers = dim("layers").unwrap_or(1) as f32;
-    let mut opts = OverlayOptions::default().with_range(0.0, layers);
+    // `mapRange` (layers plus a few-shot weight) where the detection has it, else `layers`.
+    let range = field(detection, "mapRange").as_f64().filter(|r| r.is_finite() && *r > 0.0);
+    let top = range.map_or_else(|| dim("layers").unwrap_or(1) as f32, |r| r as f32);
+    let mut opts = OverlayOptions::default().with_range(0.0, top);
     if let Some(o) = options {
         let o: &JsValue = o.as_ref();
         let opacity = field(o, "opacity");

@@ -84,10 +84,33 @@ export interface Detection {
   /** The image's own size. */
   imageWidth: number;
   imageHeight: number;
-  /** Feature layers summed into the map (its values lie in [0, layers]). */
+  /** Feature layers summed into the map. */
   layers: number;
+  /** The map's range is [0, mapRange]: `layers`, plus the few-shot weight when references are
+   * in use (what `renderOverlay` colours over). */
+  mapRange: number;
+  /** With references (`setReferences` or a model file's memory): the few-shot map's maximum. */
+  fewShotMax?: number;
   /** Where this image ran: "cpu" after a GPU fault under `backend: "auto"` (see `backendReason`). */
   backend: BackendName;
+}
+
+/** How `detector.setReferences` builds and uses the few-shot memory (docs/FEW_SHOT.md). */
+export interface ReferenceOptions {
+  /** 1-indexed layers, each one of the model's feature layers. Default: all of them. */
+  layers?: number[];
+  /** Weight of the few-shot map: map = zero-shot + weight × few-shot. Default 1. */
+  weight?: number;
+  /** Whether the image score becomes (score + few-shot maximum) / 2. Default true. */
+  imageScore?: boolean;
+}
+
+/** What `detector.setReferences` made. */
+export interface ReferenceResult {
+  /** Reference images in the memory (k). */
+  shots: number;
+  /** Images that could not be decoded, by their index in the array given, and why. */
+  skipped: { index: number; message: string }[];
 }
 
 export interface OverlayOptions {

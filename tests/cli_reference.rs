@@ -41,7 +41,7 @@ fn reference_writes_a_memory_that_info_shows_and_detect_uses() {
     let o = run(&[&"--backend", &"cpu", &"info", &"--model", &with], &[]);
     let info = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success() && info.contains("few-shot memory: k = 3 normal images"), "{info}");
-    assert!(info.contains("layers [4]"), "{info}");
+    assert!(info.contains("layers [1, 2, 3, 4]"), "the default: each quarter's last layer: {info}");
 
     let (zero, stored, once) = (dir.join("zero"), dir.join("stored"), dir.join("once"));
     assert!(detect(&model, &zero, &test, &[]).status.success());
@@ -106,7 +106,7 @@ fn bad_references_are_refused_without_output() {
     };
     let (good, broken_dir, missing) =
         (good.display().to_string(), dir.join("broken"), dir.join("missing").display().to_string());
-    refuse(with(&[&good, "--layers", "3"]), "few-shot layer 3 is not one the detector taps");
+    refuse(with(&[&good, "--layers", "2,9"]), "few-shot layer 9 is outside the vision tower's layers 1–4");
     refuse(with(&[&good, "--weight=-1"]), "few-shot weight -1 must be finite");
     std::fs::create_dir_all(&broken_dir).unwrap();
     std::fs::write(broken_dir.join("a.png"), b"not a png").unwrap();
@@ -148,8 +148,8 @@ fn an_f16_model_stores_its_memory_in_f16_and_detects_as_the_one_off_memory() {
     let file = tokenclip::clip::model_file::ModelFile::open(&with).unwrap();
     let bytes = std::fs::read(&with).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let layer = file.config.feature_layers[0];
-    let memory = st.tensor(&format!("few_shot.memory.{layer}")).unwrap();
+    assert_eq!(file.config.few_shot.as_ref().unwrap().layers, [1, 2, 3, 4]);
+    let memory = st.tensor("few_shot.memory.2").unwrap();
     assert_eq!(memory.dtype(), safetensors::Dtype::F16);
     assert_eq!(memory.shape(), [64, 2 * 64]);
 

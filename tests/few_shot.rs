@@ -13,7 +13,7 @@ use common::detect::{prompt_source, tiny_clip};
 use common::{assert_close32, read, Tol};
 use tokenclip::backend::cpu::CpuBackend;
 use tokenclip::clip::config::ModelConfig;
-use tokenclip::clip::few_shot::{model_fingerprint, FewShotConfig};
+use tokenclip::clip::few_shot::{default_layers, model_fingerprint, FewShotConfig};
 use tokenclip::clip::import::{import_clip, ImportOptions};
 use tokenclip::clip::model_file::{tensor_specs, ModelFile};
 use tokenclip::clip::safetensors::StDType;
@@ -90,17 +90,19 @@ fn memory(
     normals: &[Vec<f32>],
 ) -> (ModelConfig, std::collections::BTreeMap<String, Vec<f32>>) {
     let mut config = file.config.clone();
+    let layers = default_layers(&config);
+    assert_eq!(layers, [1, 2, 3, 4], "the tiny CLIP's quarters");
     let images: Vec<Vec<Vec<f32>>> =
-        normals.iter().map(|p| pollster::block_on(d.patch_embeddings(be, p)).unwrap()).collect();
+        normals.iter().map(|p| pollster::block_on(d.patch_embeddings(be, p, &layers)).unwrap()).collect();
     config.few_shot = Some(FewShotConfig {
         shots: normals.len(),
-        layers: config.feature_layers.clone(),
+        layers: layers.clone(),
         weight: 1.0,
         image_score: true,
         source: "test".into(),
         model: model_fingerprint(file).unwrap(),
     });
-    let tensors = memory_tensors(&config, &config.feature_layers, &images).unwrap();
+    let tensors = memory_tensors(&config, &layers, &images).unwrap();
     (config, tensors)
 }
 
@@ -167,11 +169,11 @@ fn memories_of_another_model_or_too_large_are_refused() {
     big.few_shot = Some(fs.clone());
     let err = big.validate().unwrap_err().to_string();
     assert!(err.contains("at most 8192"), "{err}");
-    fs.layers = vec![3];
+    fs.layers = vec![5];
     fs.shots = 1;
     big.few_shot = Some(fs);
     let err = big.validate().unwrap_err().to_string();
-    assert!(err.contains("layer 3 is not one the detector taps"), "{err}");
+    assert!(err.contains("few-shot layer 5 is outside the vision tower's layers 1–4"), "{err}");
 }
 
 #[test]

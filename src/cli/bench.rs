@@ -63,13 +63,46 @@ struct Case {
 }
 
 enum CaseKind {
-    Matmul { m: usize, k: usize, n: usize, layout: BLayout, f16: bool },
-    Attention { tokens: usize, width: usize, heads: usize, kind: AttentionKind },
-    LayerNorm { rows: usize, cols: usize },
-    Softmax { rows: usize, cols: usize },
-    PatchEmbed { size: usize, patch: usize, width: usize },
-    MapPost { grid: usize, size: usize },
-    Sinkhorn { n: usize, m: usize },
+    Matmul {
+        m: usize,
+        k: usize,
+        n: usize,
+        layout: BLayout,
+        f16: bool,
+    },
+    Attention {
+        tokens: usize,
+        width: usize,
+        heads: usize,
+        kind: AttentionKind,
+    },
+    LayerNorm {
+        rows: usize,
+        cols: usize,
+    },
+    Softmax {
+        rows: usize,
+        cols: usize,
+    },
+    PatchEmbed {
+        size: usize,
+        patch: usize,
+        width: usize,
+    },
+    MapPost {
+        grid: usize,
+        size: usize,
+    },
+    Sinkhorn {
+        n: usize,
+        m: usize,
+    },
+    /// One layer of few-shot scoring: patches `[n, d]` against a memory `[d, cols]`.
+    FewShot {
+        n: usize,
+        d: usize,
+        cols: usize,
+    },
 }
 
 fn cases(set: ShapeSet) -> Vec<Case> {
@@ -89,6 +122,13 @@ fn cases(set: ShapeSet) -> Vec<Case> {
     };
     let grid = if set == ShapeSet::Large { 37 } else { 14 };
     let size = if set == ShapeSet::Large { 518 } else { 224 };
+    // CLIP's embedding width after the projection (ViT-L/14: 768, ViT-B/16: 512).
+    let embed = match set {
+        ShapeSet::Large => 768,
+        ShapeSet::Small => 256,
+        ShapeSet::B16 => 512,
+    };
+    let (n, cols) = (grid * grid, 4 * grid * grid);
     vec![
         mm(big, big, big, BLayout::RowMajor, false),
         mm(t, w, 4 * w, BLayout::RowMajor, false),
@@ -130,6 +170,11 @@ fn cases(set: ShapeSet) -> Vec<Case> {
             flops: 100.0 * 2.0 * 4.0 * 8.0 * (grid * grid) as f64,
             kind: CaseKind::Sinkhorn { n: grid * grid, m: 4 },
         },
+        Case {
+            name: format!("few-shot layer {n}x{embed} vs k=4 ({cols})"),
+            flops: 2.0 * (n * embed * cols) as f64,
+            kind: CaseKind::FewShot { n, d: embed, cols },
+        },
     ]
 }
 
@@ -156,6 +201,11 @@ fn run_case<B: Backend>(b: &B, c: &CaseKind, inputs: &[B::Tensor]) -> Result<B::
         CaseKind::PatchEmbed { .. } => b.patch_embed(&inputs[0], &inputs[1]),
         CaseKind::MapPost { size, .. } => b.gaussian_blur(&b.resize_bilinear(&inputs[0], size, size)?, 4.0),
         CaseKind::Sinkhorn { .. } => b.sinkhorn(&inputs[0], SinkhornParams::default()),
+        CaseKind::FewShot { .. } => tokenclip::tokenclip::few_shot::nearest_similarity(b, &inputs[0], &inputs[1])
+            .map_err(|e| match e {
+                tokenclip::Error::Backend(b) => b,
+                other => tokenclip::BackendError::InvalidArgument { op: "few_shot", message: other.to_string() },
+            }),
     }
 }
 
@@ -179,6 +229,7 @@ fn make_inputs<B: Backend>(b: &B, c: &CaseKind) -> Result<Vec<B::Tensor>, tokenc
             vec![up(&[3, size, size], 8)?, up(&[width, 3, patch, patch], 9)?]
         }
         CaseKind::MapPost { grid, .. } => vec![up(&[1, grid, grid], 10)?],
+        CaseKind::FewShot { n, d, cols } => vec![up(&[n, d], 12)?, up(&[d, cols], 13)?],
         CaseKind::Sinkhorn { n, m } => {
             let cost: Vec<f32> = values(n * m, 11).iter().map(|v| 1.0 + 0.5 * v).collect();
             vec![b.upload(&cost, &[n, m])?]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tokenclip::clip::config::ModelConfig;
-use tokenclip::clip::few_shot::{model_fingerprint, FewShotConfig, DEFAULT_WEIGHT};
+use tokenclip::clip::few_shot::{default_layers, model_fingerprint, FewShotConfig, DEFAULT_WEIGHT};
 use tokenclip::clip::model_file::ModelFile;
 use tokenclip::clip::weights::TensorSource;
 use tokenclip::io::image::{read_image, ImageLimits};
@@ -21,8 +21,8 @@ use super::{open_device, Global};
 /// `detect --reference`).
 #[derive(Debug, Args)]
 pub struct MemoryArgs {
-    /// Few-shot layers (1-indexed, comma-separated), each one the model taps; default: all of
-    /// the model's feature layers.
+    /// Few-shot layers (1-indexed, comma-separated, of the vision tower); default: the last of
+    /// each quarter (ViT-L/14: 6,12,18,24; ViT-B/16: 3,6,9,12).
     #[arg(long, value_delimiter = ',')]
     layers: Option<Vec<usize>>,
     /// Weight of the few-shot map: map = zero-shot + WEIGHT · few-shot.
@@ -105,7 +105,7 @@ impl MemoryArgs {
     fn check(&self, model: &ModelConfig, src: &dyn TensorSource) -> anyhow::Result<FewShotConfig> {
         let fs = FewShotConfig {
             shots: 1,
-            layers: self.layers.clone().unwrap_or_else(|| model.feature_layers.clone()),
+            layers: self.layers.clone().unwrap_or_else(|| default_layers(model)),
             weight: self.weight,
             image_score: !self.no_image_score,
             source: String::new(),
@@ -149,7 +149,7 @@ pub fn memory_of(
                 continue;
             }
         };
-        images.push(pollster::block_on(detector.patch_embeddings(src, &pixels))?);
+        images.push(pollster::block_on(detector.patch_embeddings(src, &pixels, &fs.layers))?);
         used.push(path.clone());
         if let Some(note) = detector.take_switch() {
             say(format!("note: {note}"));

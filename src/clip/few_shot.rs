@@ -19,7 +19,8 @@ pub const DEFAULT_WEIGHT: f32 = 1.0;
 pub struct FewShotConfig {
     /// Normal images in the memory (k ≥ 1).
     pub shots: usize,
-    /// 1-indexed layers the memory holds, each one of the model's feature layers.
+    /// 1-indexed layers of the vision tower the memory holds (tapped where the feature layers
+    /// are: DPAM tokens after `ln_post` and the projection), not necessarily feature layers.
     pub layers: Vec<usize>,
     /// Weight of the few-shot map in the final map: `map = zero-shot + weight · few-shot`.
     pub weight: f32,
@@ -56,6 +57,16 @@ pub fn model_fingerprint(src: &dyn TensorSource) -> Result<String, ModelError> {
     Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
+/// The default few-shot layers: the last layer of each quarter of the vision tower (ViT-L/14:
+/// 6, 12, 18, 24; ViT-B/16: 3, 6, 9, 12), the layers APRIL-GAN and AnomalyCLIP take patch
+/// tokens from.
+pub fn default_layers(config: &ModelConfig) -> Vec<usize> {
+    let n = config.clip.vision.layers;
+    let mut layers: Vec<usize> = (1..=4).map(|q| (q * n / 4).max(1)).collect();
+    layers.dedup();
+    layers
+}
+
 /// Patches per image at the model's input size.
 pub fn patches_per_image(config: &ModelConfig) -> usize {
     let grid = config.input_size / config.clip.vision.patch_size;
@@ -72,11 +83,9 @@ impl FewShotConfig {
         if self.layers.is_empty() {
             return bad("a few-shot memory without layers".into());
         }
-        if let Some(l) = self.layers.iter().find(|l| !config.feature_layers.contains(l)) {
-            return bad(format!(
-                "few-shot layer {l} is not one the detector taps (feature layers {:?})",
-                config.feature_layers
-            ));
+        let depth = config.clip.vision.layers;
+        if let Some(l) = self.layers.iter().find(|&&l| l == 0 || l > depth) {
+            return bad(format!("few-shot layer {l} is outside the vision tower's layers 1–{depth}"));
         }
         let mut seen = self.layers.clone();
         seen.sort_unstable();

@@ -95,18 +95,23 @@ impl DeviceDetector {
         }
     }
 
-    /// Every feature layer's patch embeddings of one preprocessed image (see
+    /// The patch embeddings of `layers` of one preprocessed image (see
     /// [`Detector::patch_embeddings`]), with the same fail-over as [`Self::detect`].
-    pub async fn patch_embeddings(&mut self, src: &dyn TensorSource, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+    pub async fn patch_embeddings(
+        &mut self,
+        src: &dyn TensorSource,
+        pixels: &[f32],
+        layers: &[usize],
+    ) -> Result<Vec<Vec<f32>>, Error> {
         if let Placed::Gpu(be, detector) = &self.placed {
-            let result = detector.patch_embeddings(be, pixels).await;
+            let result = detector.patch_embeddings(be, pixels, layers).await;
             if let Some(done) = self.recover(src, result)? {
                 return Ok(done);
             }
         }
         match &self.placed {
-            Placed::Cpu(be, detector) => detector.patch_embeddings(be, pixels).await,
-            Placed::Gpu(be, detector) => detector.patch_embeddings(be, pixels).await,
+            Placed::Cpu(be, detector) => detector.patch_embeddings(be, pixels, layers).await,
+            Placed::Gpu(be, detector) => detector.patch_embeddings(be, pixels, layers).await,
         }
     }
 

@@ -122,12 +122,12 @@ impl<B: Backend> Detector<B> {
         self.few_shot = memory;
     }
 
-    /// Every feature layer's patch embeddings `[N, D]` of a preprocessed image, read back (what
-    /// a few-shot memory is built from).
-    pub async fn patch_embeddings(&self, be: &B, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+    /// The patch embeddings `[N, D]` of `layers` (1-indexed, tapped where the feature layers are)
+    /// of a preprocessed image, read back: what a few-shot memory is built from.
+    pub async fn patch_embeddings(&self, be: &B, pixels: &[f32], layers: &[usize]) -> Result<Vec<Vec<f32>>, Error> {
         let size = self.input_size();
         let x = be.upload(pixels, &[3, size, size])?;
-        let out = self.vision.forward(be, &x, self.config.dpam_start, &self.config.feature_layers)?;
+        let out = self.vision.forward(be, &x, self.config.dpam_start, layers)?;
         let mut layers = Vec::with_capacity(out.patches.len());
         for p in &out.patches {
             layers.push(be.read(p).await?);
@@ -170,10 +170,15 @@ impl<B: Backend> Detector<B> {
             }
             .into());
         }
-        let out = self.vision.forward(be, pixels, cfg.dpam_start, &cfg.feature_layers)?;
+        // The feature layers, then any few-shot layer that is not one.
+        let mut taps = cfg.feature_layers.clone();
+        if let Some(m) = &self.few_shot {
+            taps.extend(m.layers().into_iter().filter(|l| !cfg.feature_layers.contains(l)));
+        }
+        let out = self.vision.forward(be, pixels, cfg.dpam_start, &taps)?;
         observe(Stage::Encoder);
-        let mut layers = Vec::with_capacity(out.patches.len());
-        for patches in out.patches {
+        let mut layers = Vec::with_capacity(cfg.feature_layers.len());
+        for patches in out.patches.iter().take(cfg.feature_layers.len()).cloned() {
             let assignment = assign(be, &patches, &self.space, det)?;
             let probabilities = scoring::token_probabilities(be, &patches, &assignment.weights, &self.space, det)?;
             layers.push(LayerStages { patches, assignment, probabilities });
@@ -181,8 +186,7 @@ impl<B: Backend> Detector<B> {
         observe(Stage::Transport);
         let mut few_shot = None;
         if let Some(memory) = &self.few_shot {
-            let patches: Vec<B::Tensor> = layers.iter().map(|l| l.patches.clone()).collect();
-            let fs = memory.map(be, &patches, grid, size, det.sigma)?;
+            let fs = memory.map(be, &taps, &out.patches, grid, size, det.sigma)?;
             let top = be.row_max(&be.reshape(&fs, &[1, size * size])?)?;
             few_shot = Some((fs, top, memory.config.weight));
             observe(Stage::FewShot);

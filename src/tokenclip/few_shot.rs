@@ -13,9 +13,9 @@ use crate::Error;
 /// limit): larger products are split by query rows.
 const BLOCK_ELEMENTS: usize = 16 << 20;
 
-/// A loaded memory: per layer, where the detector's outputs hold it and its `[D, k·N]` tensor.
+/// A loaded memory: per layer, its `[D, k·N]` tensor.
 pub struct FewShotMemory<B: Backend> {
-    /// Index into the detector's feature layers, and that layer's memory.
+    /// The 1-indexed layer, and its memory.
     layers: Vec<(usize, B::Tensor)>,
     /// The stored settings.
     pub config: FewShotConfig,
@@ -41,8 +41,7 @@ impl<B: Backend> FewShotMemory<B> {
         let w = Weights::new(src, be);
         let mut layers = Vec::with_capacity(fs.layers.len());
         for &l in &fs.layers {
-            let at = tap_index(model, l)?;
-            layers.push((at, w.tensor(&memory_name(l))?));
+            layers.push((l, w.tensor(&memory_name(l))?));
         }
         Ok(Some(FewShotMemory { layers, config: fs.clone() }))
     }
@@ -65,14 +64,32 @@ impl<B: Backend> FewShotMemory<B> {
             let m = tensors
                 .get(&name)
                 .ok_or_else(|| crate::clip::ModelError::Config(format!("no {name} in the memory")))?;
-            layers.push((tap_index(model, l)?, be.upload(m, &[d, m.len() / d.max(1)])?));
+            layers.push((l, be.upload(m, &[d, m.len() / d.max(1)])?));
         }
         Ok(Some(FewShotMemory { layers, config: fs.clone() }))
     }
 
-    /// The few-shot map `[1, size, size]` of one image from its feature layers' patches `[N, D]`.
-    pub fn map(&self, be: &B, patches: &[B::Tensor], grid: usize, size: usize, sigma: f32) -> Result<B::Tensor, Error> {
-        let pairs: Vec<(&B::Tensor, &B::Tensor)> = self.layers.iter().map(|(at, m)| (&patches[*at], m)).collect();
+    /// The 1-indexed layers the memory holds.
+    pub fn layers(&self) -> Vec<usize> {
+        self.layers.iter().map(|(l, _)| *l).collect()
+    }
+
+    /// The few-shot map `[1, size, size]` of one image from the patches `[N, D]` of the tapped
+    /// `taps` (which include every memory layer).
+    pub fn map(
+        &self,
+        be: &B,
+        taps: &[usize],
+        patches: &[B::Tensor],
+        grid: usize,
+        size: usize,
+        sigma: f32,
+    ) -> Result<B::Tensor, Error> {
+        let mut pairs = Vec::with_capacity(self.layers.len());
+        for (l, m) in &self.layers {
+            let at = taps.iter().position(|t| t == l).ok_or_else(|| untapped(*l))?;
+            pairs.push((&patches[at], m));
+        }
         let scores = grid_scores(be, &pairs)?;
         let up = be.resize_bilinear(&be.reshape(&scores, &[1, grid, grid])?, size, size)?;
         super::scoring::smooth(be, &up, sigma)
@@ -128,26 +145,20 @@ pub fn nearest_similarity_in_blocks<B: Backend>(
     Ok(be.reshape(&out, &[rows])?)
 }
 
-/// Where layer `l` sits among the detector's feature layers.
-fn tap_index(model: &ModelConfig, l: usize) -> Result<usize, Error> {
-    model.feature_layers.iter().position(|&f| f == l).ok_or_else(|| {
-        crate::clip::ModelError::Config(format!(
-            "few-shot layer {l} is not one the detector taps (feature layers {:?})",
-            model.feature_layers
-        ))
+fn untapped(l: usize) -> Error {
+    crate::BackendError::InvalidArgument { op: "few_shot", message: format!("layer {l}'s patches were not tapped") }
         .into()
-    })
 }
 
 fn no_layers() -> Error {
     crate::BackendError::InvalidArgument { op: "few_shot", message: "an empty few-shot memory".into() }.into()
 }
 
-/// The memory of `images` (each: every feature layer's patches `[N, D]` read back, row-major)
-/// for `layers`, as the `[D, k·N]` tensors a model file stores (columns L2-normalised), by name.
+/// The memory of `images` (each: the patches `[N, D]` of `layers`, in that order, read back
+/// row-major), as the `[D, k·N]` tensors a model file stores (columns L2-normalised), by name.
 ///
 /// # Errors
-/// A layer the model does not tap; patches of the wrong size.
+/// Patches of the wrong size or number.
 pub fn memory_tensors(
     model: &ModelConfig,
     layers: &[usize],
@@ -155,9 +166,12 @@ pub fn memory_tensors(
 ) -> Result<std::collections::BTreeMap<String, Vec<f32>>, Error> {
     let (n, d) = (patches_per_image(model), model.clip.embed_dim);
     let mut out = std::collections::BTreeMap::new();
-    for &l in layers {
-        let at = tap_index(model, l)?;
-        let per_image: Vec<&[f32]> = images.iter().map(|img| img[at].as_slice()).collect();
+    for (at, &l) in layers.iter().enumerate() {
+        let mut per_image = Vec::with_capacity(images.len());
+        for img in images {
+            let p = img.get(at).ok_or_else(|| untapped(l))?;
+            per_image.push(p.as_slice());
+        }
         out.insert(memory_name(l), memory_matrix(&per_image, n, d)?);
     }
     Ok(out)

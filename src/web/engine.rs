@@ -7,8 +7,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasm_bindgen::JsValue;
-
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
 use crate::backend::Backend;
@@ -16,85 +14,12 @@ use crate::clip::config::ModelConfig;
 use crate::clip::weights::TensorSource;
 use crate::{Detection, Detector, Error};
 
-use super::error::{ErrorKind, WebError};
+pub use super::backend_choice::{BackendChoice, Target};
+use super::error::WebError;
 use super::gpu::{self, Turns};
 use super::memory;
 use super::source::{self, Progress};
 use super::tensors::JsTensorSource;
-
-/// What `LoadOptions.backend` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// WebGPU when an adapter opens (and the model fits it), else the CPU.
-    #[default]
-    Auto,
-    /// WebGPU only: no adapter is the typed `webgpu-unavailable` error.
-    WebGpu,
-    /// The wasm CPU backend.
-    Cpu,
-}
-
-impl BackendChoice {
-    /// Parses the option (`undefined`/`null` is [`BackendChoice::Auto`]).
-    ///
-    /// # Errors
-    /// `argument` for anything but "auto", "webgpu" and "cpu".
-    pub fn parse(v: &JsValue) -> Result<Self, WebError> {
-        if v.is_undefined() || v.is_null() {
-            return Ok(BackendChoice::Auto);
-        }
-        match v.as_string().as_deref() {
-            Some("auto") => Ok(BackendChoice::Auto),
-            Some("webgpu") => Ok(BackendChoice::WebGpu),
-            Some("cpu") => Ok(BackendChoice::Cpu),
-            _ => Err(WebError::argument("backend must be \"auto\", \"webgpu\" or \"cpu\"")),
-        }
-    }
-
-    /// Decides the backend before any model byte is fetched: an explicit "webgpu" without
-    /// WebGPU is refused at once; "auto" opens the shared GPU now and takes the CPU when none
-    /// opens (so a model too big for the CPU is refused from its header, see
-    /// [`super::memory::check_header`]).
-    ///
-    /// # Errors
-    /// `webgpu-unavailable` for "webgpu" where the browser has no WebGPU; for "auto", a GPU
-    /// that opens but fails otherwise.
-    pub async fn resolve(self) -> Result<Target, WebError> {
-        match self {
-            BackendChoice::Cpu => Ok(Target::Cpu { why: None }),
-            BackendChoice::WebGpu => {
-                gpu::webgpu_precheck()?;
-                Ok(Target::Gpu { auto: false })
-            }
-            BackendChoice::Auto => {
-                let opened = match gpu::webgpu_precheck() {
-                    Ok(()) => gpu::shared_gpu().await.map(drop),
-                    Err(e) => Err(e),
-                };
-                match opened {
-                    Ok(()) => Ok(Target::Gpu { auto: true }),
-                    Err(e) if e.kind == ErrorKind::WebGpuUnavailable => Ok(Target::Cpu { why: Some(no_webgpu(&e)) }),
-                    Err(e) => Err(e),
-                }
-            }
-        }
-    }
-}
-
-/// The backend a load goes to, decided before the model's bytes are fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// WebGPU; with `auto`, a GPU that fails while the weights upload hands over to the CPU.
-    Gpu {
-        /// Whether "auto" chose it.
-        auto: bool,
-    },
-    /// The wasm CPU backend, and why if "auto" chose it.
-    Cpu {
-        /// Why "auto" chose the CPU.
-        why: Option<String>,
-    },
-}
 
 /// A loaded detector on its backend.
 pub(super) enum Engine {
@@ -214,11 +139,11 @@ impl Engine {
         }
     }
 
-    /// Every feature layer's patch embeddings of preprocessed pixels (a reference's memory).
-    pub async fn patch_embeddings(&self, pixels: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+    /// The patch embeddings of `layers` of preprocessed pixels (a reference's memory).
+    pub async fn patch_embeddings(&self, pixels: &[f32], layers: &[usize]) -> Result<Vec<Vec<f32>>, Error> {
         match self {
-            Engine::Gpu { detector, be, .. } => detector.patch_embeddings(be.as_ref(), pixels).await,
-            Engine::Cpu { detector, be, .. } => detector.patch_embeddings(be, pixels).await,
+            Engine::Gpu { detector, be, .. } => detector.patch_embeddings(be.as_ref(), pixels, layers).await,
+            Engine::Cpu { detector, be, .. } => detector.patch_embeddings(be, pixels, layers).await,
         }
     }
 
@@ -329,12 +254,6 @@ fn threads(n: usize) -> String {
     } else {
         format!("{n} threads")
     }
-}
-
-/// The reason "auto" gives for the CPU when WebGPU is missing (the first sentence of `e`).
-fn no_webgpu(e: &WebError) -> String {
-    let first = e.message.split(". ").next().unwrap_or(&e.message).trim_end_matches('.');
-    format!("WebGPU is unavailable: {first}")
 }
 
 /// The model loaded on a new wasm CPU backend, after checking it fits in wasm memory.

@@ -8,7 +8,7 @@ use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::clip::few_shot::{FewShotConfig, DEFAULT_WEIGHT};
+use crate::clip::few_shot::{default_layers, FewShotConfig, DEFAULT_WEIGHT};
 use crate::io::image::ImageLimits;
 use crate::io::preprocess::detection_pixels;
 use crate::tokenclip::few_shot::memory_tensors;
@@ -93,7 +93,7 @@ impl Inner {
                 Err(e) => Err(e),
             };
             match pixels {
-                Ok(p) => patches.push(self.embeddings(&p).await?),
+                Ok(p) => patches.push(self.embeddings(&p, &fs.layers).await?),
                 Err(e) => {
                     let o = Object::new();
                     let _ = Reflect::set(&o, &"index".into(), &(i as u32).into());
@@ -133,13 +133,13 @@ impl Inner {
     }
 
     /// A reference's patch embeddings, with `detect`'s fail-over to the CPU.
-    async fn embeddings(&self, pixels: &[f32]) -> Result<Vec<Vec<f32>>, WebError> {
-        let e = match self.engine().patch_embeddings(pixels).await {
+    async fn embeddings(&self, pixels: &[f32], layers: &[usize]) -> Result<Vec<Vec<f32>>, WebError> {
+        let e = match self.engine().patch_embeddings(pixels, layers).await {
             Ok(p) => return Ok(p),
             Err(e) => e,
         };
         let cpu = self.recover(e).await?;
-        Ok(cpu.patch_embeddings(pixels).await?)
+        Ok(cpu.patch_embeddings(pixels, layers).await?)
     }
 }
 
@@ -148,7 +148,7 @@ fn settings(model: &crate::clip::config::ModelConfig, options: Option<&Object>) 
     let get =
         |k: &str| options.map_or(JsValue::UNDEFINED, |o| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED));
     let layers = match get("layers") {
-        v if v.is_undefined() || v.is_null() => model.feature_layers.clone(),
+        v if v.is_undefined() || v.is_null() => default_layers(model),
         v => {
             let bad = || WebError::argument("layers must be an array of whole layer numbers");
             let arr = v.dyn_into::<Array>().map_err(|_| bad())?;

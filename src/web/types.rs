@@ -97,7 +97,8 @@ export interface Detection {
 
 /** How `detector.setReferences` builds and uses the few-shot memory (docs/FEW_SHOT.md). */
 export interface ReferenceOptions {
-  /** 1-indexed layers, each one of the model's feature layers. Default: all of them. */
+  /** 1-indexed layers of the vision tower. Default: the last of each quarter (ViT-L/14: 6, 12,
+   * 18, 24; ViT-B/16: 3, 6, 9, 12). */
   layers?: number[];
   /** Weight of the few-shot map: map = zero-shot + weight × few-shot. Default 1. */
   weight?: number;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
 use tokenclip::backend::cpu::CpuBackend;
-use tokenclip::clip::few_shot::FewShotConfig;
+use tokenclip::clip::few_shot::{default_layers, FewShotConfig};
 use tokenclip::io::image::RgbImage;
 use tokenclip::io::preprocess::detection_pixels;
 use tokenclip::tokenclip::few_shot::{memory_tensors, FewShotMemory};
@@ -41,20 +41,23 @@ async fn on_cpu_library(bytes: &[u8], references: &[Vec<u8>], w: u32, h: u32) ->
     let mut config = tiny_config(2, true);
     let cpu = CpuBackend::new();
     let mut reference = tokenclip::Detector::load(&MemSource::new(bytes.to_vec()), &config, &cpu).unwrap();
+    let layers = default_layers(&config);
+    assert_eq!(layers, [1, 2], "a 2-layer tower's quarters");
     let mut patches = Vec::new();
     for r in references {
         let img = RgbImage::from_rgba(w, h, r).unwrap();
-        patches.push(reference.patch_embeddings(&cpu, &detection_pixels(&img, 48, "ref").unwrap()).await.unwrap());
+        let pixels = detection_pixels(&img, 48, "ref").unwrap();
+        patches.push(reference.patch_embeddings(&cpu, &pixels, &layers).await.unwrap());
     }
     config.few_shot = Some(FewShotConfig {
         shots: references.len(),
-        layers: vec![2],
+        layers: layers.clone(),
         weight: 1.0,
         image_score: true,
         source: String::new(),
         model: String::new(),
     });
-    let tensors: BTreeMap<String, Vec<f32>> = memory_tensors(&config, &[2], &patches).unwrap();
+    let tensors: BTreeMap<String, Vec<f32>> = memory_tensors(&config, &layers, &patches).unwrap();
     reference.set_few_shot(FewShotMemory::from_tensors(&cpu, &config, &tensors).unwrap());
     let img = RgbImage::from_rgba(w, h, &test_rgba(w, h)).unwrap();
     reference.detect(&cpu, &detection_pixels(&img, 48, "test").unwrap()).await.unwrap()
@@ -120,7 +123,7 @@ async fn references_on_webgpu_match_the_cpu_library_and_clear() {
     let layers = Object::new();
     Reflect::set(&layers, &"layers".into(), &Array::of1(&5.into())).unwrap();
     let r = set(&det, images(&refs(w, h), w, h), Some(layers)).await;
-    assert_kind("untapped layer", r, "argument", "few-shot layer 5 is not one the detector taps");
+    assert_kind("layer outside the tower", r, "argument", "few-shot layer 5 is outside the vision tower's layers 1–2");
     let weight = Object::new();
     Reflect::set(&weight, &"weight".into(), &"heavy".into()).unwrap();
     assert_kind("bad weight", set(&det, images(&refs(w, h), w, h), Some(weight)).await, "argument", "weight");

@@ -182,6 +182,9 @@ impl GpuBackend {
         let len: usize = shape.iter().product();
         let bytes = data_bytes(len, DType::F32);
         self.check_binding(op, bytes)?;
+        // Natively the buffer is Send + Sync and tensors cross threads; in the browser (one
+        // thread) wgpu's WebGPU buffer is neither, and the Arc is only shared ownership.
+        #[allow(clippy::arc_with_non_send_sync)]
         let buf = Arc::new(self.pool.take(&self.ctx.device, bytes));
         Ok(GpuTensor { buf, shape, dtype: DType::F32 })
     }
@@ -203,6 +206,8 @@ impl GpuBackend {
 
     fn upload_words(&self, words: &[u8], shape: &[usize], dtype: DType) -> Result<GpuTensor, BackendError> {
         self.check_binding("upload", words.len() as u64)?;
+        // As in `alloc`: Send + Sync natively, single-threaded in the browser.
+        #[allow(clippy::arc_with_non_send_sync)]
         let buf = Arc::new(self.pool.take(&self.ctx.device, words.len() as u64));
         self.recorder.write(&self.ctx, buf.buffer(), words)?;
         Ok(GpuTensor { buf, shape: shape.to_vec(), dtype })

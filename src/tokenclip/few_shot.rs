@@ -50,7 +50,7 @@ impl<B: Backend> FewShotMemory<B> {
     /// tensors of [`memory_tensors`], uploaded; `None` when `model` has no few-shot settings.
     ///
     /// # Errors
-    /// A layer the model does not tap, or a tensor missing from `tensors`.
+    /// A layer's tensor missing from `tensors`, or an upload failing.
     pub fn from_tensors(
         be: &B,
         model: &ModelConfig,

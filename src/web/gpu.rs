@@ -40,7 +40,8 @@ thread_local! {
 /// For tests only: makes the shared WebGPU backend fail on purpose at the N-th readback from
 /// now (`"lost:N"` destroys the device, `"oom:N"` reports out of memory once), so the fail-over
 /// to the CPU and the error paths can be tested where no GPU can be lost on demand. The first
-/// readback of a load is the model upload's, then one per image. `undefined` clears the plan.
+/// readback of a load is the model upload's, then each image makes two (map, score; three with
+/// references). `undefined` clears the plan.
 /// With no backend open yet, the plan waits for the next one. Never call it in normal use.
 ///
 /// # Errors

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{images, run, stderr, tiny_model};
+use common::cli::{images, run, stderr, tiny_model, tiny_model_with};
 use common::clip::scratch;
 
 fn scores(out: &Path) -> Vec<f64> {
@@ -119,26 +119,7 @@ fn bad_references_are_refused_without_output() {
 #[test]
 fn an_f16_model_stores_its_memory_in_f16_and_detects_as_the_one_off_memory() {
     let dir = scratch("cli_reference_f16");
-    let clip = common::detect::tiny_clip(&dir);
-    let prompts = common::clip::fixture_path("detect_tiny/prompts_m4.safetensors");
-    let model = dir.join("f16.safetensors");
-    let o = run(
-        &[
-            &"import",
-            &"--clip",
-            &clip,
-            &"--prompts",
-            &prompts,
-            &"--dtype",
-            &"f16",
-            &"--image-size",
-            &"64",
-            &"--out",
-            &model,
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_model_with(&dir, "f16", &["--dtype", "f16"]);
     let (good, test) = (dir.join("good"), dir.join("test"));
     images(&good, 2);
     images(&test, 3);

@@ -131,6 +131,10 @@ pub fn nearest_similarity_in_blocks<B: Backend>(
     let q = be.l2_normalize(patches)?;
     let (rows, cols) = (q.shape()[0], memory.shape()[1]);
     let block = (max_elements / cols.max(1)).clamp(1, rows.max(1));
+    if block >= rows {
+        // One block (the usual case, up to 518 px with k ≈ 12): no slice or concat copies.
+        return Ok(be.row_max(&be.matmul(&q, memory, None, BLayout::RowMajor)?)?);
+    }
     let mut out: Option<B::Tensor> = None;
     for start in (0..rows).step_by(block) {
         let part = be.slice_rows(&q, start, block.min(rows - start))?;

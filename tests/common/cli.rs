@@ -29,27 +29,22 @@ pub fn stderr(o: &Output) -> String {
 
 /// The tiny CLIP at 64 px with the M = 4 fixture prompts, imported into `dir/model.safetensors`.
 pub fn tiny_model(dir: &Path) -> PathBuf {
-    let out = dir.join("model.safetensors");
+    tiny_model_with(dir, "model", &["--dpam-start", "1", "--feature-layers", "4"])
+}
+
+/// The tiny CLIP at 64 px with the M = 4 fixture prompts and `import`'s `extra` arguments,
+/// imported into `dir/NAME.safetensors`.
+pub fn tiny_model_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}.safetensors"));
     let clip = tiny_clip(dir);
     let prompts = fixture_path("detect_tiny/prompts_m4.safetensors");
-    let o = run(
-        &[
-            &"import",
-            &"--clip",
-            &clip,
-            &"--prompts",
-            &prompts,
-            &"--image-size",
-            &"64",
-            &"--dpam-start",
-            &"1",
-            &"--feature-layers",
-            &"4",
-            &"--out",
-            &out,
-        ],
-        &[],
-    );
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"import", &"--clip", &clip, &"--prompts", &prompts, &"--image-size", &"64"];
+    for e in extra {
+        args.push(e);
+    }
+    args.extend([&"--out" as &dyn AsRef<std::ffi::OsStr>, &out]);
+    let o = run(&args, &[]);
     assert!(o.status.success(), "import failed: {}", stderr(&o));
     out
 }

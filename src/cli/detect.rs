@@ -215,12 +215,7 @@ fn write_outputs(
     if let Some(parent) = stem.parent() {
         ensure_dir(parent)?;
     }
-    // The zero-shot map sums one probability per layer; a memory adds its weighted map.
-    let layers = config.feature_layers.len() as f32 + config.few_shot.as_ref().map_or(0.0, |f| f.weight);
-    let opts =
-        OverlayOptions::default().with_opacity(args.opacity).with_range(0.0, layers).with_outline(args.threshold);
-    let overlay = render_overlay(img, &d.map, d.size, d.size, &opts)?;
-    write_atomic(&with_suffix(&stem, "overlay.png"), &encode_png(&overlay)?)?;
+    write_atomic(&with_suffix(&stem, "overlay.png"), &overlay_png(config, img, d, args.opacity, args.threshold)?)?;
     if args.save_maps {
         let (w, h) = match args.map_size {
             MapSize::Original => (img.width as usize, img.height as usize),
@@ -230,6 +225,22 @@ fn write_outputs(
         write_atomic(&with_suffix(&stem, "map.npy"), &npy_f32(&map, &[h, w]))?;
     }
     Ok(Written { overlay: rel("overlay.png"), map: args.save_maps.then(|| rel("map.npy")) })
+}
+
+/// The PNG of `d`'s map over `img` with a colour bar (the overlay `detect` writes and `serve`
+/// returns), outlining regions at least `threshold`.
+pub(super) fn overlay_png(
+    config: &ModelConfig,
+    img: &RgbImage,
+    d: &Detection,
+    opacity: f32,
+    threshold: Option<f32>,
+) -> anyhow::Result<Vec<u8>> {
+    // The zero-shot map sums one probability per layer; a memory adds its weighted map.
+    let layers = config.feature_layers.len() as f32 + config.few_shot.as_ref().map_or(0.0, |f| f.weight);
+    let opts = OverlayOptions::default().with_opacity(opacity).with_range(0.0, layers).with_outline(threshold);
+    let overlay = render_overlay(img, &d.map, d.size, d.size, &opts)?;
+    Ok(encode_png(&overlay)?)
 }
 
 /// `dir/name` → `dir/name.suffix` (the stem may itself contain dots).

@@ -20,6 +20,7 @@ mod models;
 mod progress;
 mod reference;
 mod scores;
+mod serve;
 mod train;
 
 /// Zero-shot anomaly detection with TokenCLIP on WebGPU or the CPU.
@@ -69,6 +70,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Download, verify and convert named models ahead of use (then copy the caches to go offline).
     Fetch(models::FetchArgs),
+    /// Serve a model over HTTP: the Open Inference Protocol v2 (KServe, Triton) and POST /detect.
+    Serve(serve::ServeArgs),
 }
 
 /// Options every subcommand shares.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&global, &args),
         Command::Models(args) => models::run_models(&global, &args),
         Command::Fetch(args) => models::run_fetch(&global, &args),
+        Command::Serve(args) => serve::run(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod clip;
 pub mod dataset;
 pub mod detect;
 pub mod fake_hub;
+pub mod serve;
 
 use std::sync::OnceLock;
 

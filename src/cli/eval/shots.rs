@@ -9,6 +9,9 @@ use tokenclip::eval::dataset::Dataset;
 use tokenclip::train::rng::Rng;
 
 /// Per class, the K drawn training normals in the order drawn.
+pub type Drawn = BTreeMap<String, Vec<PathBuf>>;
+
+/// Per class, the K drawn training normals in the order drawn.
 ///
 /// # Errors
 /// A class with fewer than K training normals; the message names each such class, how many it

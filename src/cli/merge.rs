@@ -107,3 +107,20 @@ fn find_shards(sources: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_files_are_known_by_name() {
+        let kind = |n: &str| Kind::of(Path::new(n));
+        assert_eq!(kind("out/shards/scores.0-of-3.json"), Some(Kind::Detect));
+        assert_eq!(kind("eval.12-of-16.tcshard"), Some(Kind::Eval));
+        for not in
+            ["scores.json", "scores.a-of-3.json", ".scores.0-of-3.json.tmp-1-0", "eval.0-of-3.json", "x.0-of-1.tcshard"]
+        {
+            assert_eq!(kind(not), None, "{not}");
+        }
+    }
+}

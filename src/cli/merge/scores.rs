@@ -154,7 +154,6 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         .collect();
     tokenclip::shard::check_set(infos, "")?;
     shards.sort_by_key(|(_, s)| s.shard.index);
-    ensure_dir(out)?;
     let mut rows = Vec::new();
     let mut copies = Vec::new();
     for (file, s) in &shards {
@@ -180,6 +179,7 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
             rows.push(row);
         }
     }
+    ensure_dir(out)?;
     for (from, to) in &copies {
         let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
         if let Some(parent) = to.parent() {

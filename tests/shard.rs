@@ -209,8 +209,8 @@ fn bad_shards_are_refused_naming_the_problem() {
     assert_refused(&merge(&[&a0, &a1]), "missing", "missing shards of 3: 2 (0-based");
     assert_refused(&merge(&[&a0, &a1, &b0]), "overlap", "shard 0 of 3 is given twice");
     assert_refused(&merge(&[&a0, &two]), "mixed N", "is shard 1 of 2: shards of different runs cannot be merged");
-    assert_refused(&merge(&[&a0, &a1, &m2]), "other model", "their model differs");
-    assert_refused(&merge(&[&a0, &a1, &i2]), "other inputs", "their inputs differs");
+    assert_refused(&merge(&[&a0, &a1, &m2]), "other model", "their fingerprints differ in `model`");
+    assert_refused(&merge(&[&a0, &a1, &i2]), "other inputs", "their fingerprints differ in `inputs`");
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     assert_refused(&merge(&[&empty]), "no shards", "no shard files found");
@@ -295,6 +295,17 @@ fn eval_shards_merge_to_the_single_report_byte_for_byte() {
             assert_eq!(r["few_shot"]["shots"], 1, "{}", r["few_shot"]);
         }
     }
+    // A damaged (cut short) shard file: refused, nothing written.
+    let cut = dir.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    for i in 0..2 {
+        let name = format!("eval.{i}-of-2.tcshard");
+        let bytes = read(&dir.join("zero-shared/shards").join(&name));
+        std::fs::write(cut.join(&name), &bytes[..bytes.len() - i * 100]).unwrap();
+    }
+    let o = tc(&[&"merge", &"--out", &cut.join("merged"), &cut], &[]);
+    assert_refused(&o, "truncated shard", "eval.1-of-2.tcshard: truncated");
+    assert!(!cut.join("merged").exists());
     // The dataset changed after the shards ran: refused, nothing written.
     save_extra(&data);
     let late = dir.join("late");

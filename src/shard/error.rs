@@ -70,7 +70,7 @@ pub enum ShardError {
         nb: usize,
     },
     /// Shards whose fingerprints differ.
-    #[error("{a} and {b} are shards of different runs: their {part} differs ({} vs {})", .values.0, .values.1)]
+    #[error("{a} and {b} are shards of different runs: their fingerprints differ in `{part}` ({} vs {})", .values.0, .values.1)]
     Mismatch {
         /// One shard.
         a: String,

@@ -83,7 +83,10 @@ fn check_set_names_what_is_wrong() {
     let e = check_set(vec![info("a", 0, 2, "m"), info("b", 1, 3, "m")], "x").unwrap_err();
     assert!(matches!(e, ShardError::MixedTotal { na: 2, nb: 3, .. }), "{e}");
     let e = check_set(vec![info("a", 0, 2, "m"), info("b", 1, 2, "other")], "x").unwrap_err();
-    assert_eq!(e.to_string(), "a and b are shards of different runs: their model differs (m vs other)");
+    assert_eq!(
+        e.to_string(),
+        "a and b are shards of different runs: their fingerprints differ in `model` (m vs other)"
+    );
     let e = check_set(vec![info("a", 0, 2, "m"), info("b", 0, 2, "m")], "x").unwrap_err();
     assert!(matches!(e, ShardError::Overlap { index: 0, .. }), "{e}");
     let e = check_set(vec![info("a", 1, 4, "m")], "x").unwrap_err();

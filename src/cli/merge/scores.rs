@@ -154,6 +154,7 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         .collect();
     tokenclip::shard::check_set(infos, "")?;
     shards.sort_by_key(|(_, s)| s.shard.index);
+    let threshold = text_float(&shards[0].1.threshold, "threshold")?;
     let mut rows = Vec::new();
     let mut copies = Vec::new();
     for (file, s) in &shards {
@@ -170,6 +171,10 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
                 error: r.error.clone(),
             };
             for rel in [&row.overlay, &row.map].into_iter().flatten().filter(|_| elsewhere) {
+                // Written by detect below its --out: a path leaving the folder is damage (or worse).
+                if !Path::new(rel).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                    anyhow::bail!("{} lists {rel}, which is not a path inside its folder", file.display());
+                }
                 let from = root.join(rel);
                 if !from.is_file() {
                     anyhow::bail!("{} lists {rel}, but {} is missing", file.display(), from.display());
@@ -188,7 +193,6 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         write_atomic(to, &bytes)?;
     }
     let first = &shards[0].1;
-    let threshold = text_float(&first.threshold, "threshold")?;
     write_scores(out, &rows, threshold)?;
     let failed_rows = rows.iter().filter(|r| r.error.is_some()).count();
     for p in &first.problems {

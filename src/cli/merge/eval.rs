@@ -80,7 +80,12 @@ fn open(file: &Path) -> anyhow::Result<Shard> {
     let manifest: EvalManifest = serde_json::from_str(&reader.manifest)
         .with_context(|| format!("shard file {}: damaged manifest", file.display()))?;
     if manifest.format != FORMAT || manifest.format_version != 1 {
-        anyhow::bail!("shard file {}: format {} v{}, expected {FORMAT} v1", file.display(), manifest.format, 1);
+        anyhow::bail!(
+            "shard file {}: format {} v{}, expected {FORMAT} v1",
+            file.display(),
+            manifest.format,
+            manifest.format_version
+        );
     }
     let want = manifest.shard.range(manifest.images);
     if manifest.range != [want.start, want.end] {

@@ -13,6 +13,8 @@ pub mod device;
 pub mod eval;
 pub mod hub;
 pub mod io;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod shard;
 pub mod tokenclip;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
@@ -44,4 +46,8 @@ pub enum Error {
     /// A named model could not be found, downloaded, verified or cached.
     #[error(transparent)]
     Hub(#[from] hub::HubError),
+    /// A shard could not be found, or shards could not be merged (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error(transparent)]
+    Shard(#[from] shard::ShardError),
 }

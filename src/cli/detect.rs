@@ -5,6 +5,10 @@
 //! `--save-maps`, `NAME.map.npy`; for the run, `scores.csv` and `scores.json`. Unreadable
 //! inputs are reported by name and skipped; every file is written atomically. Exit status: 0 when
 //! everything worked, 2 when some inputs failed (the rest are written), 1 on a fatal error.
+//!
+//! With `--shard I/N` (or the environment, docs/SHARDING.md) only shard I's contiguous part of the
+//! ordered input list is detected; its overlays and maps go to `--out` as usual, its rows to
+//! `OUT/shards/scores.I-of-N.json` instead of `scores.*`, which `tokenclip merge` joins.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +26,12 @@ use tokenclip::tokenclip::few_shot::WithMemory;
 use tokenclip::{BackendChoice, Detection, DeviceDetector};
 
 use super::inputs::{expand_inputs, InputImage};
+use super::merge::scores::{write_shard, ShardRun};
 use super::progress::Progress;
 use super::scores::{write_scores, ScoreRow};
 use super::{gpu_fault, open_device, Global};
+
+mod sharded;
 
 /// The size maps are written at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +70,8 @@ pub struct DetectArgs {
     reference: Vec<String>,
     #[command(flatten)]
     memory: super::reference::MemoryArgs,
+    #[command(flatten)]
+    shard: super::shard::ShardArgs,
     /// Images: files, folders (searched recursively) and glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
@@ -93,23 +102,42 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.opacity) {
         anyhow::bail!("--opacity must be within 0 and 1, got {}", args.opacity);
     }
+    let shard = args.shard.resolve()?;
     let inputs = expand_inputs(&args.inputs)?;
     for p in &inputs.problems {
         eprintln!("skipped: {p}");
     }
-    let file = ModelFile::open(&super::models::model_path(g, &args.model)?)?;
+    let model = super::models::model_path(g, &args.model)?;
+    let file = ModelFile::open(&model)?;
+    let fingerprint = shard.map(|_| sharded::fingerprint(g, args, &model, &inputs)).transpose()?;
+    let range = shard.map_or(0..inputs.images.len(), |s| s.range(inputs.images.len()));
+    let images = &inputs.images[range.clone()];
     ensure_dir(&args.out)?;
     let device = open_device(g)?;
     let mut detector = DeviceDetector::load(device, g.backend == BackendChoice::Auto, &file, &file.config)?;
     let rows = if args.reference.is_empty() {
-        detect_all(detector, &file, args, &inputs.images)?
+        detect_all(detector, &file, args, images)?
     } else {
         let (config, tensors) = super::reference::build_memory(&mut detector, &file, &args.reference, &args.memory)?;
         let src = WithMemory::new(&file, tensors, config.clip.embed_dim);
         detector.set_few_shot(&src, &config)?;
-        detect_all(detector, &src, args, &inputs.images)?
+        detect_all(detector, &src, args, images)?
     };
-    write_scores(&args.out, &rows, args.threshold)?;
+    match (shard, fingerprint) {
+        (Some(spec), Some(fingerprint)) => {
+            let run = ShardRun {
+                spec,
+                fingerprint,
+                range,
+                images: inputs.images.len(),
+                threshold: args.threshold,
+                problems: &inputs.problems,
+            };
+            let path = write_shard(&args.out, run, &rows)?;
+            eprintln!("shard {spec}: {} of {} inputs, rows in {}", rows.len(), inputs.images.len(), path.display());
+        }
+        _ => write_scores(&args.out, &rows, args.threshold)?,
+    }
     let failed = rows.iter().filter(|r| r.error.is_some()).count() + inputs.problems.len();
     let flagged = rows.iter().filter(|r| r.flagged == Some(true)).count();
     eprintln!(

@@ -7,6 +7,10 @@
 //! table and writes `report.md`, `report.json`, `report.csv` and, with `--plots`, ROC and PR
 //! curves under `plots/` into `--out`. Exit status: 0 when everything was evaluated, 2 when
 //! something was skipped (the report says what), 1 on a fatal error.
+//!
+//! With `--shard I/N` (or the environment, docs/SHARDING.md) only shard I's contiguous part of the
+//! test images in evaluation order is detected, into `OUT/shards/eval.I-of-N.tcshard`
+//! (`tokenclip::eval::partial`); `tokenclip merge` computes the metrics and writes the report.
 
 use std::path::PathBuf;
 
@@ -25,6 +29,7 @@ use super::detect::PartialFailure;
 use super::{open_device, with_backend, Global};
 
 mod run;
+mod sharded;
 mod shots;
 
 /// `--layout`.
@@ -101,10 +106,13 @@ pub struct EvalArgs {
     seed: u64,
     #[command(flatten)]
     memory: super::reference::MemoryArgs,
+    #[command(flatten)]
+    shard: super::shard::ShardArgs,
 }
 
 /// Runs the evaluation.
 pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
+    let shard = args.shard.resolve()?;
     let layout = args.layout.layout();
     let mut dataset = Dataset::open(&args.data, layout)?;
     if !args.classes.is_empty() {
@@ -137,24 +145,14 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
     let opened = with_backend!(&device, be => be.describe());
     let failover = g.backend == tokenclip::BackendChoice::Auto;
     let few_shot = drawn.as_ref().map(|d| run::FewShot { drawn: d, memory: &args.memory });
+    if let Some(spec) = shard {
+        let run =
+            sharded::ShardRun { g, args, spec, dataset: &dataset, drawn: drawn.as_ref(), model: &model, file: &file };
+        return sharded::run(run, device, failover, cache.as_ref(), opened, few_shot);
+    }
     let (evaluation, stats, ran, unreadable) =
         run::evaluate_all(device, failover, &file, &dataset, cache.as_ref(), opts, few_shot)?;
-    let rel = |p: &std::path::Path| p.strip_prefix(&dataset.root).unwrap_or(p).display().to_string();
-    let few_shot = drawn.as_ref().map(|d| tokenclip::eval::report::FewShotRun {
-        shots: args.shots,
-        seed: args.seed,
-        references: d.iter().map(|(c, paths)| (c.clone(), paths.iter().map(|p| rel(p)).collect())).collect(),
-        unreadable: unreadable.iter().map(|p| rel(p)).collect(),
-    });
-    let backend = ran.unwrap_or(opened);
-    let info = RunInfo {
-        model: model.display().to_string(),
-        input_size: file.config.input_size,
-        data: args.data.display().to_string(),
-        layout: dataset.layout,
-        backend,
-        few_shot,
-    };
+    let info = run_info(args, &model, &file, &dataset, drawn.as_ref(), &unreadable, ran.unwrap_or(opened));
     let report = Report::new(info, mode, evaluation, dataset.all_problems());
     report.write(&args.out)?;
     if args.plots {
@@ -177,4 +175,32 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The report's run information (`backend`: the one that ran, or the one opened when every
+/// result was cached).
+fn run_info(
+    args: &EvalArgs,
+    model: &std::path::Path,
+    file: &ModelFile,
+    dataset: &Dataset,
+    drawn: Option<&shots::Drawn>,
+    unreadable: &[PathBuf],
+    backend: String,
+) -> RunInfo {
+    let rel = |p: &std::path::Path| p.strip_prefix(&dataset.root).unwrap_or(p).display().to_string();
+    let few_shot = drawn.map(|d| tokenclip::eval::report::FewShotRun {
+        shots: args.shots,
+        seed: args.seed,
+        references: d.iter().map(|(c, paths)| (c.clone(), paths.iter().map(|p| rel(p)).collect())).collect(),
+        unreadable: unreadable.iter().map(|p| rel(p)).collect(),
+    });
+    RunInfo {
+        model: model.display().to_string(),
+        input_size: file.config.input_size,
+        data: args.data.display().to_string(),
+        layout: dataset.layout,
+        backend,
+        few_shot,
+    }
 }

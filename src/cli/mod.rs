@@ -16,11 +16,13 @@ mod eval;
 mod import;
 mod info;
 mod inputs;
+mod merge;
 mod models;
 mod progress;
 mod reference;
 mod scores;
 mod serve;
+mod shard;
 mod train;
 
 /// Zero-shot anomaly detection with TokenCLIP on WebGPU or the CPU.
@@ -62,6 +64,8 @@ enum Command {
     Reference(reference::ReferenceArgs),
     /// Evaluate on a test set (MVTec AD, VisA or a folder layout): the papers' metrics and a report.
     Eval(eval::EvalArgs),
+    /// Join the shards of a `detect --shard` or `eval --shard` run into the files one run writes.
+    Merge(merge::MergeArgs),
     /// Learn TokenCLIP prompts on a dataset with masks (features cached; text side on the CPU).
     Train(train::TrainArgs),
     /// Measure op throughput (`bench ops`) or image encoding with a model (`bench --model M`).
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect::run(&global, &args),
         Command::Reference(args) => reference::run(&global, &args),
         Command::Eval(args) => eval::run(&global, &args),
+        Command::Merge(args) => merge::run(&args),
         Command::Train(args) => train::run(&global, &args),
         Command::Bench(args) => bench::run(&global, &args),
         Command::Models(args) => models::run_models(&global, &args),

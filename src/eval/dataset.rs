@@ -44,7 +44,7 @@ mod visa;
 pub use error::DatasetError;
 
 /// A dataset layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// MVTec AD: `<class>/test/<defect>/`, masks in `<class>/ground_truth/<defect>/`.

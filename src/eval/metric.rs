@@ -94,7 +94,7 @@ impl fmt::Display for Metric {
 }
 
 /// Which AUPRO a [`ClassMetrics`] reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuproMode {

@@ -54,6 +54,8 @@ pub mod evaluate;
 mod image;
 pub mod mask;
 mod metric;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod partial;
 mod pixel;
 pub mod plots;
 pub mod report;

@@ -165,7 +165,7 @@ pub struct Evaluation {
 }
 
 /// Where the numbers come from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RunInfo {
     /// The model file.
     pub model: String,
@@ -184,7 +184,7 @@ pub struct RunInfo {
 
 /// `eval --shots K --seed S`: K normal training images per class drawn with the seed (the same
 /// draw for every run with that seed), made into that class's few-shot memory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FewShotRun {
     /// Images drawn per class (K).
     pub shots: usize,

@@ -86,19 +86,7 @@ pub fn evaluate_all(
     opts: EvalOptions,
     few_shot: Option<FewShot<'_>>,
 ) -> anyhow::Result<(Evaluation, Stats, Option<String>, Vec<std::path::PathBuf>)> {
-    let mut runner = Runner {
-        device: Some(device),
-        failover,
-        file,
-        detector: None,
-        cache,
-        stats: Stats::default(),
-        cache_write_failed: false,
-        few_shot,
-        class: String::new(),
-        memory: None,
-        unreadable: Vec::new(),
-    };
+    let mut runner = Runner::new(device, failover, file, cache, few_shot);
     let progress = Progress::new(ds.len() as u64, "images");
     let mut ev = Evaluator::new(&ds.root, opts);
     for class in &ds.classes {
@@ -123,6 +111,70 @@ pub fn evaluate_all(
     progress.finish();
     let backend = runner.detector.as_ref().map(DeviceDetector::describe);
     Ok((ev.finish(), runner.stats, backend, runner.unreadable))
+}
+
+/// Where [`detect_range`] hands each image's result (`Err`: why there is none).
+pub type Sink<'a> = dyn FnMut(&Sample, Result<CachedResult, String>) -> anyhow::Result<()> + 'a;
+
+/// Detects the images `range` of `ds` in evaluation order (classes in order, each class's
+/// samples in order; what `--shard` partitions) and hands each result to `sink`, as
+/// [`evaluate_all`] does to the evaluator. Returns the counts, the backend that ran (None if
+/// every result was cached) and the references that could not be read.
+///
+/// # Errors
+/// As [`evaluate_all`], and whatever `sink` returns.
+#[allow(clippy::too_many_arguments)] // evaluate_all's, plus the range and the sink
+pub fn detect_range(
+    device: Device,
+    failover: bool,
+    file: &ModelFile,
+    ds: &Dataset,
+    cache: Option<&ResultCache>,
+    few_shot: Option<FewShot<'_>>,
+    range: std::ops::Range<usize>,
+    sink: &mut Sink<'_>,
+) -> anyhow::Result<(Stats, Option<String>, Vec<std::path::PathBuf>)> {
+    let mut runner = Runner::new(device, failover, file, cache, few_shot);
+    let progress = Progress::new(range.len() as u64, "images");
+    let samples = ds.classes.iter().flat_map(|c| c.samples.iter().map(move |s| (c, s)));
+    for (class, sample) in samples.skip(range.start).take(range.len()) {
+        runner.class.clone_from(&class.name);
+        let shown = sample.image.strip_prefix(&ds.root).unwrap_or(&sample.image);
+        progress.set_message(shown.display().to_string());
+        let result = runner.result(sample, &progress)?;
+        if result.is_err() {
+            runner.stats.failed += 1;
+        }
+        sink(sample, result)?;
+        progress.inc();
+    }
+    progress.finish();
+    let backend = runner.detector.as_ref().map(DeviceDetector::describe);
+    Ok((runner.stats, backend, runner.unreadable))
+}
+
+impl<'a> Runner<'a> {
+    fn new(
+        device: Device,
+        failover: bool,
+        file: &'a ModelFile,
+        cache: Option<&'a ResultCache>,
+        few_shot: Option<FewShot<'a>>,
+    ) -> Self {
+        Runner {
+            device: Some(device),
+            failover,
+            file,
+            detector: None,
+            cache,
+            stats: Stats::default(),
+            cache_write_failed: false,
+            few_shot,
+            class: String::new(),
+            memory: None,
+            unreadable: Vec::new(),
+        }
+    }
 }
 
 impl Runner<'_> {

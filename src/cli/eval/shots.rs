@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use tokenclip::eval::dataset::Dataset;
 use tokenclip::train::rng::Rng;
 
-/// Per class, the K drawn training normals in the order drawn.
+/// A draw: per class, its K training normals in the order drawn.
+pub type Drawn = BTreeMap<String, Vec<PathBuf>>;
+
+/// Draws K training normals per class with `seed`.
 ///
 /// # Errors
 /// A class with fewer than K training normals; the message names each such class, how many it
 /// has and where they are looked for.
-pub fn draw(ds: &Dataset, shots: usize, seed: u64) -> anyhow::Result<BTreeMap<String, Vec<PathBuf>>> {
+pub fn draw(ds: &Dataset, shots: usize, seed: u64) -> anyhow::Result<Drawn> {
     let mut out = BTreeMap::new();
     let mut short = Vec::new();
     for class in &ds.classes {

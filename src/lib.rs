@@ -14,6 +14,8 @@ pub mod eval;
 pub mod hub;
 pub mod io;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod serve;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod shard;
 pub mod tokenclip;
 #[cfg(not(target_arch = "wasm32"))]

@@ -27,6 +27,9 @@ seed() { # TARGET: copy the small fixtures that feed it into its corpus
     dataset_tree) printf 'bottle/test/good/000.png\nbottle/test/crack/000.png\nbottle/ground_truth/crack/000_mask.png\nbottle/train/good/\n' > "$dir"/mvtec
                   printf 'screw/good/a.jpg\nscrew/scratch/b.png\nscrew/scratch/b_mask.png\nscrew/loop->..\n' > "$dir"/folder
                   printf 'split_csv/1cls.csv=object,split,label,image,mask\\ncandle,test,normal,candle/a.JPG,\ncandle/a.JPG\n' > "$dir"/visa ;;
+    serve_request) printf '\0\0{"id":"a","inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["iVBORw0KGgo="]}],"outputs":[{"name":"map","parameters":{"binary_data":true}}]}' > "$dir"/bytes
+                   printf '\0\0{"inputs":[{"name":"p","shape":[1,2,3],"datatype":"UINT8","data":[[[1,2,3],[4,5,6]]]}],"parameters":{"binary_data_output":true}}' > "$dir"/pixels
+                   printf '\1\x60{"inputs":[{"name":"p","shape":[1,1,3],"datatype":"UINT8","parameters":{"binary_data_size":3}}]}abc' > "$dir"/binary ;;
     tokenizer) printf 'a photo of a damaged bottle.' > "$dir"/prompt
                printf 'flawless  &amp; “perfect” ﬁne Ｗｉｄｅ object' > "$dir"/unicode ;;
   esac

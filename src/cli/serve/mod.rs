@@ -8,7 +8,6 @@
 
 mod api_error;
 mod metrics;
-mod oip;
 mod routes;
 mod state;
 mod worker;

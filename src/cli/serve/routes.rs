@@ -19,9 +19,9 @@ use tokenclip::Detection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api_error::ApiError;
-use super::oip::{self, ImageInput};
 use super::state::AppState;
 use super::worker::Job;
+use tokenclip::serve::oip::{self, ImageInput, RequestError};
 
 type Shared = State<Arc<AppState>>;
 
@@ -92,7 +92,7 @@ pub async fn infer(State(state): Shared, Path(name): Path<String>, headers: Head
                         ApiError::bad_request(format!("{} must be a byte count", oip::HEADER_LENGTH))
                     })?),
                 };
-            let input = oip::parse_infer(&body, json_length, state.limits.image.max_side)?;
+            let input = oip::parse_infer(&body, json_length, state.limits.image.max_side).map_err(request_error)?;
             let (img, d) = detect(&state, jobs, input.image.clone()).await?;
             let (w, h) = (img.width as usize, img.height as usize);
             let built = tokio::task::spawn_blocking(move || {
@@ -240,6 +240,13 @@ async fn detect(
         }
     };
     Ok((img, d))
+}
+
+fn request_error(e: RequestError) -> ApiError {
+    match e {
+        RequestError::Invalid(m) => ApiError::bad_request(m),
+        RequestError::TooLarge(m) => ApiError::too_large(m),
+    }
 }
 
 fn input_error(e: InputError) -> ApiError {

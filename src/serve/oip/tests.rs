@@ -1,19 +1,15 @@
 //! The v2 request parser and response builder on hand-written requests.
 
-use axum::http::StatusCode;
-
 use super::*;
 
-fn parse(json: &str) -> Result<InferInput, ApiError> {
+fn parse(json: &str) -> Result<InferInput, RequestError> {
     parse_infer(json.as_bytes(), None, 64)
 }
 
 fn bad(json: &str) -> String {
     match parse(json) {
-        Err(e) => {
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
-            e.message
-        }
+        Err(RequestError::Invalid(message)) => message,
+        Err(e) => panic!("{json}: not a 400: {e:?}"),
         Ok(i) => panic!("accepted {json}: {i:?}"),
     }
 }
@@ -38,8 +34,8 @@ fn bytes_input_as_binary_data_has_a_length_prefix() {
     let json = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":3}}]}"#;
     let mut body = json.as_bytes().to_vec();
     body.extend_from_slice(&[9, 8, 7]);
-    let e = parse_infer(&body, Some(json.len()), 64).unwrap_err();
-    assert!(e.message.contains("4-byte little-endian length"), "{}", e.message);
+    let e = parse_infer(&body, Some(json.len()), 64).unwrap_err().to_string();
+    assert!(e.contains("4-byte little-endian length"), "{e}");
 }
 
 #[test]
@@ -76,14 +72,14 @@ fn malformed_requests_are_named() {
         r#"{"inputs":[{"name":"i","shape":[1],"datatype":"BYTES","data":["AA=="]}],"outputs":[{"name":"x"}]}"#
     )
     .contains("unknown output \"x\""));
-    let e = parse_infer(b"{}", Some(10), 64).unwrap_err();
-    assert!(e.message.contains("only 2 bytes"), "{}", e.message);
+    let e = parse_infer(b"{}", Some(10), 64).unwrap_err().to_string();
+    assert!(e.contains("only 2 bytes"), "{e}");
 }
 
 #[test]
 fn pixels_over_the_side_limit_are_too_large() {
     let e = parse(r#"{"inputs":[{"name":"p","shape":[65,1,3],"datatype":"UINT8","data":[]}]}"#).unwrap_err();
-    assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(matches!(e, RequestError::TooLarge(_)), "{e:?}");
 }
 
 #[test]

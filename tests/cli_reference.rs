@@ -152,3 +152,29 @@ fn an_f16_model_stores_its_memory_in_f16_and_detects_as_the_one_off_memory() {
         }
     }
 }
+
+#[test]
+fn memory_options_without_a_memory_are_refused_not_ignored() {
+    let dir = scratch("memory_options_alone");
+    let img = &images(&dir.join("in"), 1)[0];
+    let out = dir.join("out");
+    for (extra, named) in [
+        (vec!["--weight", "2"], "--weight"),
+        (vec!["--layers", "1"], "--layers"),
+        (vec!["--no-image-score"], "--no-image-score"),
+    ] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"detect", &"--model", &"unused.safetensors", &"--out", &out];
+        for e in &extra {
+            args.push(e);
+        }
+        args.push(img);
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(1), "detect {extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(named) && stderr(&o).contains("without --reference"), "{}", stderr(&o));
+    }
+    assert!(!out.exists(), "nothing is written");
+    let o = run(&[&"eval", &"--data", &dir, &"--weight", &"0.5", &"--out", &out], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("without --shots K"), "{}", stderr(&o));
+}

@@ -103,6 +103,9 @@ pub fn run(g: &Global, args: &DetectArgs) -> anyhow::Result<()> {
         anyhow::bail!("--opacity must be within 0 and 1, got {}", args.opacity);
     }
     let shard = args.shard.resolve()?;
+    if args.reference.is_empty() {
+        args.memory.refuse_without_memory("--reference")?;
+    }
     let inputs = expand_inputs(&args.inputs)?;
     for p in &inputs.problems {
         eprintln!("skipped: {p}");

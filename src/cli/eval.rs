@@ -113,6 +113,9 @@ pub struct EvalArgs {
 /// Runs the evaluation.
 pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
     let shard = args.shard.resolve()?;
+    if args.shots == 0 {
+        args.memory.refuse_without_memory("--shots K")?;
+    }
     let layout = args.layout.layout();
     let mut dataset = Dataset::open(&args.data, layout)?;
     if !args.classes.is_empty() {

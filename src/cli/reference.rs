@@ -25,9 +25,9 @@ pub struct MemoryArgs {
     /// each quarter (ViT-L/14: 6,12,18,24; ViT-B/16: 3,6,9,12).
     #[arg(long, value_delimiter = ',')]
     layers: Option<Vec<usize>>,
-    /// Weight of the few-shot map: map = zero-shot + WEIGHT · few-shot.
-    #[arg(long, default_value_t = DEFAULT_WEIGHT)]
-    weight: f32,
+    /// Weight of the few-shot map: map = zero-shot + WEIGHT · few-shot [default: 1].
+    #[arg(long)]
+    weight: Option<f32>,
     /// Keep the zero-shot image score (by default it becomes (score + few-shot max) / 2).
     #[arg(long)]
     no_image_score: bool,
@@ -106,7 +106,7 @@ impl MemoryArgs {
         let fs = FewShotConfig {
             shots: 1,
             layers: self.layers.clone().unwrap_or_else(|| default_layers(model)),
-            weight: self.weight,
+            weight: self.weight.unwrap_or(DEFAULT_WEIGHT),
             image_score: !self.no_image_score,
             source: String::new(),
             model: model_fingerprint(src)?,
@@ -117,7 +117,28 @@ impl MemoryArgs {
 
     /// What identifies these settings in a cache key.
     pub fn key(&self) -> String {
-        format!("{:?}/{}/{}", self.layers, self.weight, self.no_image_score)
+        format!("{:?}/{}/{}", self.layers, self.weight.unwrap_or(DEFAULT_WEIGHT), self.no_image_score)
+    }
+
+    /// Refuses these options when no memory is being built (`needs` names what would build
+    /// one): they would be ignored, and a run that ignores what it was told is wrong silently.
+    pub fn refuse_without_memory(&self, needs: &str) -> anyhow::Result<()> {
+        let given: Vec<&str> = [
+            self.layers.is_some().then_some("--layers"),
+            self.weight.is_some().then_some("--weight"),
+            self.no_image_score.then_some("--no-image-score"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} shape a few-shot memory, and none is built without {needs} (a memory stored in the model \
+             file keeps the settings it was made with)",
+            given.join(", ")
+        )
     }
 }
 

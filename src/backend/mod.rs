@@ -14,6 +14,7 @@ pub mod check;
 pub mod cpu;
 mod error;
 pub mod gpu;
+pub mod profile;
 
 pub use error::BackendError;
 
@@ -137,6 +138,17 @@ pub trait Backend {
 
     /// Submits queued work without waiting for it (a no-op on the CPU).
     fn flush(&self) -> Result<(), BackendError>;
+
+    /// Submits queued work and waits until it has run (the per-op profile's fence; a no-op on
+    /// the CPU, whose ops run as they are called; in the browser, where nothing may block, the
+    /// same as [`Backend::flush`]).
+    fn finish(&self) -> Result<(), BackendError> {
+        self.flush()
+    }
+
+    /// Names the part of the model the next ops belong to ("vision layer 3"), for the per-op
+    /// profile ([`profile::Profiled`]); backends themselves ignore it.
+    fn scope(&self, _name: std::fmt::Arguments<'_>) {}
 
     // ----- matmul family -----
 

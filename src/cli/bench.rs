@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Only ops whose name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// With a detection model: also time one image op by op (each op waited for), by op
+    /// family and by model part (each vision layer, transport, post-processing).
+    #[arg(long)]
+    profile: bool,
 }
 
 /// One op at one shape: its name, its FLOP count, and how to run it once.
@@ -271,13 +275,29 @@ fn bench_backend<B: Backend>(
 
 /// Runs the benchmark on the backends `--backend` selects (auto: every one available).
 pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
+    if args.profile && args.target.is_some() {
+        anyhow::bail!(
+            "--profile goes with `bench --model M` (a detection model), not with `bench ops` or `bench train`"
+        );
+    }
     match (&args.target, &args.model) {
         (None, Some(model)) => {
             let file = tokenclip::clip::model_file::ModelFile::open(&super::models::model_path(g, model)?)?;
             let size = args.image_size.unwrap_or(file.config.input_size);
             let device = super::open_device(g)?;
             if file.config.text_embeddings.is_some() && args.image_size.is_none() {
-                return super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, args.reps));
+                return super::with_backend!(&device, be => {
+                    super::bench_detect::bench_detector(be, &file, args.reps)?;
+                    if args.profile {
+                        super::bench_profile::profile_detector(be, &file, args.reps)?;
+                    }
+                    Ok(())
+                });
+            }
+            if args.profile {
+                anyhow::bail!(
+                    "--profile times detection: give a detection model (with text embeddings), without --image-size"
+                );
             }
             return super::with_backend!(&device, be => super::bench_model::bench_encoder(be, &file, size, args.reps));
         }

@@ -45,13 +45,18 @@ fn one_image<B: Backend>(be: &B, det: &Detector<B>, photo: &RgbImage) -> anyhow:
     Ok([marks[0], marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2], marks[4] - marks[3]])
 }
 
+/// The benchmark's 1024×768 photo-like image.
+pub fn photo() -> anyhow::Result<RgbImage> {
+    RgbImage::from_rgb(1024, 768, (0..1024 * 768 * 3).map(|i| (i * 7 % 251) as u8).collect())
+        .ok_or_else(|| anyhow::anyhow!("test image"))
+}
+
 /// Times detection on a 1024×768 photo-like image, `reps` times after a first (warm-up) image.
 pub fn bench_detector<B: Backend>(be: &B, file: &ModelFile, reps: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let det = Detector::load(file, &file.config, be)?;
     let load = start.elapsed().as_secs_f64();
-    let photo = RgbImage::from_rgb(1024, 768, (0..1024 * 768 * 3).map(|i| (i * 7 % 251) as u8).collect())
-        .ok_or_else(|| anyhow::anyhow!("test image"))?;
+    let photo = photo()?;
     let first = one_image(be, &det, &photo)?;
     let runs = (0..reps.max(1)).map(|_| one_image(be, &det, &photo)).collect::<anyhow::Result<Vec<Split>>>()?;
     let c = &file.config;

@@ -9,6 +9,7 @@ use tokenclip::BackendChoice;
 mod bench;
 mod bench_detect;
 mod bench_model;
+mod bench_profile;
 mod bench_train;
 mod detect;
 mod embed;

@@ -123,12 +123,14 @@ impl<B: Backend> VisionTower<B> {
         dpam_start: usize,
         feature_layers: &[usize],
     ) -> Result<VisionOutput<B>, Error> {
+        be.scope(format_args!("vision embed"));
         let mut h = self.embed(be, image)?;
         let tokens = h.shape()[0];
         let mut z: Option<B::Tensor> = None;
         let mut taps: Vec<Option<B::Tensor>> = vec![None; feature_layers.len()];
         for (i, block) in self.blocks.iter().enumerate() {
             let layer = i + 1;
+            be.scope(format_args!("vision layer {layer}"));
             if layer >= dpam_start {
                 // After the last layer only h's class token is read (the global embedding).
                 let class_only = layer == self.blocks.len();
@@ -141,6 +143,7 @@ impl<B: Backend> VisionTower<B> {
                 *tap = Some(z.clone().unwrap_or_else(|| h.clone()));
             }
         }
+        be.scope(format_args!("vision taps"));
         let mut patches = Vec::with_capacity(taps.len());
         for (tap, layer) in taps.into_iter().zip(feature_layers) {
             let x = tap.ok_or_else(|| BackendError::InvalidArgument {

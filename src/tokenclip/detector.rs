@@ -177,6 +177,7 @@ impl<B: Backend> Detector<B> {
         }
         let out = self.vision.forward(be, pixels, cfg.dpam_start, &taps)?;
         observe(Stage::Encoder);
+        be.scope(format_args!("transport"));
         let mut layers = Vec::with_capacity(cfg.feature_layers.len());
         for patches in out.patches.iter().take(cfg.feature_layers.len()).cloned() {
             let assignment = assign(be, &patches, &self.space, det)?;
@@ -186,11 +187,13 @@ impl<B: Backend> Detector<B> {
         observe(Stage::Transport);
         let mut few_shot = None;
         if let Some(memory) = &self.few_shot {
+            be.scope(format_args!("few-shot"));
             let fs = memory.map(be, &taps, &out.patches, grid, size, det.sigma)?;
             let top = be.row_max(&be.reshape(&fs, &[1, size * size])?)?;
             few_shot = Some((fs, top, memory.config.weight));
             observe(Stage::FewShot);
         }
+        be.scope(format_args!("post-processing"));
         let probs: Vec<B::Tensor> = layers.iter().map(|l| l.probabilities.clone()).collect();
         let raw_map = scoring::raw_map(be, &probs, (grid, grid), size)?;
         let mut map = scoring::smooth(be, &raw_map, det.sigma)?;

@@ -294,6 +294,16 @@ impl Backend for GpuBackend {
         self.recorder.flush(&self.ctx)
     }
 
+    fn finish(&self) -> Result<(), BackendError> {
+        self.recorder.flush(&self.ctx)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| BackendError::Device { op: "finish", message: e.to_string() })?;
+        self.ctx.health.take("finish")
+    }
+
     fn matmul(
         &self,
         a: &GpuTensor,

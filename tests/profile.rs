@@ -56,6 +56,41 @@ fn profiled_pass_equals_the_plain_one_and_names_every_family_and_layer() {
 }
 
 #[test]
+fn gpu_timestamps_time_every_kernel_of_an_unchanged_pass() {
+    let Some(gpu) = common::gpu("profile::gpu_timestamps") else { return };
+    if !gpu.has_kernel_timestamps() {
+        eprintln!("SKIPPED profile::gpu_timestamps: the adapter offers no timestamp queries");
+        return;
+    }
+    let dir = scratch("profile_timestamps");
+    let file = ModelFile::open(&tiny_model(&dir)).unwrap();
+    let size = file.config.input_size;
+    let pixels = common::random(3 * size * size, 9, -1.5, 1.5);
+    let det = Detector::load(&file, &file.config, gpu).unwrap();
+    let want = pollster::block_on(det.detect(gpu, &pixels)).unwrap();
+    gpu.time_kernels(true).unwrap();
+    let start = std::time::Instant::now();
+    let got = pollster::block_on(det.detect(gpu, &pixels)).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let times = gpu.take_kernel_times();
+    gpu.time_kernels(false).unwrap();
+    assert_eq!(got.map, want.map, "timing does not change the pass");
+    let families = totals(&times, |t| t.family.to_string());
+    for f in ["matmul", "attention", "norm", "elementwise", "patch_embed", "transport", "score", "blur"] {
+        assert!(families.contains_key(f), "no {f} kernel timed: {families:?}");
+    }
+    let scopes = totals(&times, |t| t.scope.clone());
+    for l in 1..=file.config.clip.vision.layers {
+        assert!(scopes.contains_key(&format!("vision layer {l}")), "layer {l} missing: {scopes:?}");
+    }
+    let sum: f64 = times.iter().map(|t| t.seconds).sum();
+    assert!(sum > 0.0 && sum <= wall, "kernel times {sum} s within the wall {wall} s");
+    // Off again: nothing more is recorded.
+    pollster::block_on(det.detect(gpu, &pixels)).unwrap();
+    assert!(gpu.take_kernel_times().is_empty());
+}
+
+#[test]
 fn bench_profile_prints_families_and_layers_and_is_refused_elsewhere() {
     let dir = scratch("bench_profile");
     let model = tiny_model(&dir);

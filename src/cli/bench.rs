@@ -286,13 +286,16 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
             let size = args.image_size.unwrap_or(file.config.input_size);
             let device = super::open_device(g)?;
             if file.config.text_embeddings.is_some() && args.image_size.is_none() {
-                return super::with_backend!(&device, be => {
-                    super::bench_detect::bench_detector(be, &file, args.reps)?;
-                    if args.profile {
-                        super::bench_profile::profile_detector(be, &file, args.reps)?;
+                super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, args.reps))?;
+                return match &device {
+                    _ if !args.profile => Ok(()),
+                    tokenclip::Device::Gpu(g) if g.has_kernel_timestamps() => {
+                        super::bench_profile::profile_gpu_timestamps(g, &file, args.reps)
                     }
-                    Ok(())
-                });
+                    _ => {
+                        super::with_backend!(&device, be => super::bench_profile::profile_detector(be, &file, args.reps))
+                    }
+                };
             }
             if args.profile {
                 anyhow::bail!(

@@ -1,9 +1,12 @@
 //! `tokenclip bench --model M --profile`: one image's detection with every op timed
 //! (`tokenclip::backend::profile`), summed by op family and by model part (each vision layer,
-//! transport, few-shot, post-processing), after the plain timing.
+//! transport, few-shot, post-processing), after the plain timing. On a GPU with timestamp
+//! queries the times are each kernel's own, from one pass submitted as usual; elsewhere each op
+//! is run and waited for on its own.
 
 use std::time::Instant;
 
+use tokenclip::backend::gpu::GpuBackend;
 use tokenclip::backend::profile::{totals, OpTime, Profiled};
 use tokenclip::backend::Backend;
 use tokenclip::clip::model_file::ModelFile;
@@ -42,19 +45,32 @@ pub fn profile_detector<B: Backend>(be: &B, file: &ModelFile, reps: usize) -> an
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (wall, times) = &runs[runs.len() / 2];
-    print(times, *wall, runs.len());
+    print(times, *wall, &format!("one op at a time (each waited for), the median of {} images", runs.len()));
     Ok(())
 }
 
-fn print(times: &[OpTime], wall: f64, images: usize) {
+/// Profiles `reps` images on the GPU from its timestamp queries (the pass submitted as always,
+/// each kernel's own GPU time) and prints the tables of the median image.
+pub fn profile_gpu_timestamps(be: &GpuBackend, file: &ModelFile, reps: usize) -> anyhow::Result<()> {
+    let det = Detector::load(file, &file.config, be)?;
+    let pixels = detection_pixels(&photo()?, det.input_size() as u32, "benchmark image")?;
+    one_pass(be, &det, &pixels)?;
+    let mut runs = Vec::new();
+    for _ in 0..reps.max(1) {
+        be.time_kernels(true)?;
+        let wall = one_pass(be, &det, &pixels)?;
+        runs.push((wall, be.take_kernel_times()));
+    }
+    be.time_kernels(false)?;
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (wall, times) = &runs[runs.len() / 2];
+    print(times, *wall, &format!("GPU timestamps of each kernel, the median of {} images", runs.len()));
+    Ok(())
+}
+
+fn print(times: &[OpTime], wall: f64, how: &str) {
     let sum: f64 = times.iter().map(|t| t.seconds).sum();
-    println!(
-        "  profile, one op at a time (each waited for), the median of {images} images: {:.1} ms wall, \
-         {:.1} ms in {} ops",
-        wall * 1e3,
-        sum * 1e3,
-        times.len()
-    );
+    println!("  profile, {how}: {:.1} ms wall, {:.1} ms in {} ops", wall * 1e3, sum * 1e3, times.len());
     println!("    {:<22} {:>10} {:>7} {:>6}", "op family", "ms", "%", "ops");
     let mut families: Vec<_> = totals(times, |t| t.family.to_string()).into_iter().collect();
     families.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));

@@ -11,6 +11,7 @@ pub mod params;
 mod pool;
 mod recorder;
 pub mod shaders;
+mod timestamps;
 
 mod attention;
 mod blur;
@@ -95,6 +96,32 @@ pub struct GpuBackend {
 }
 
 impl GpuBackend {
+    /// Whether kernel times can be taken here: the device has `TIMESTAMP_QUERY`, and this is
+    /// not the browser (reading them back blocks).
+    pub fn has_kernel_timestamps(&self) -> bool {
+        cfg!(not(target_arch = "wasm32")) && self.ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Starts or stops taking every kernel's GPU time ([`GpuBackend::take_kernel_times`]).
+    ///
+    /// # Errors
+    /// [`BackendError::InvalidArgument`] where [`GpuBackend::has_kernel_timestamps`] is false.
+    pub fn time_kernels(&self, on: bool) -> Result<(), BackendError> {
+        if on && !self.has_kernel_timestamps() {
+            return Err(BackendError::InvalidArgument {
+                op: "time_kernels",
+                message: "this adapter offers no timestamp queries (or this is the browser)".into(),
+            });
+        }
+        self.recorder.set_timing(&self.ctx, on)
+    }
+
+    /// The kernel times of the work submitted since timing started (a readback or `flush`
+    /// submits), in order, with op family and model part; they are forgotten here.
+    pub fn take_kernel_times(&self) -> Vec<crate::backend::profile::OpTime> {
+        self.recorder.take_times()
+    }
+
     /// Opens the adapter `opts` asks for (or the best one) and builds every pipeline.
     ///
     /// # Errors
@@ -292,6 +319,10 @@ impl Backend for GpuBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         self.recorder.flush(&self.ctx)
+    }
+
+    fn scope(&self, name: std::fmt::Arguments<'_>) {
+        self.recorder.set_scope(name);
     }
 
     fn finish(&self) -> Result<(), BackendError> {

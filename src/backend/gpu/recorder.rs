@@ -37,6 +37,8 @@ pub struct Recorder {
     stride: u64,
     bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
     staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Kernel timestamps, while they are being taken ([`Recorder::set_timing`]).
+    timing: Mutex<Option<super::timestamps::Timestamps>>,
 }
 
 fn poisoned(op: &'static str) -> BackendError {
@@ -72,6 +74,7 @@ impl Recorder {
             stride,
             bind_groups: Mutex::new(HashMap::new()),
             staging: Mutex::new(HashMap::new()),
+            timing: Mutex::new(None),
         }
     }
 
@@ -144,15 +147,39 @@ impl Recorder {
         let encoder = p.encoder.get_or_insert_with(|| {
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tokenclip") })
         });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(kernel.spec.entry),
-            timestamp_writes: None,
-        });
+        let mut timing = self.timing.lock().map_err(|_| poisoned("dispatch"))?;
+        let timestamp_writes = timing.as_mut().and_then(|t| t.next(kernel.spec.entry, kernel.spec.family));
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.spec.entry), timestamp_writes });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.set_bind_group(1, &self.ring_group, &[offset as u32]);
         pass.dispatch_workgroups(grid.0, grid.1, grid.2);
         Ok(())
+    }
+
+    /// Starts (a fresh set of) or stops taking kernel timestamps; pending work is submitted
+    /// first, so a submission is timed whole or not at all.
+    pub fn set_timing(&self, ctx: &GpuContext, on: bool) -> Result<(), BackendError> {
+        let mut p = self.pending.lock().map_err(|_| poisoned("timing"))?;
+        self.submit_locked(ctx, &mut p);
+        let mut timing = self.timing.lock().map_err(|_| poisoned("timing"))?;
+        *timing = on.then(|| super::timestamps::Timestamps::new(&ctx.device, &ctx.queue));
+        Ok(())
+    }
+
+    /// The kernel times of the submissions so far (after a readback or [`Recorder::flush`]).
+    pub fn take_times(&self) -> Vec<crate::backend::profile::OpTime> {
+        self.timing.lock().ok().and_then(|mut t| t.as_mut().map(|t| t.take())).unwrap_or_default()
+    }
+
+    /// Names the model part the next timed passes belong to (only while timing).
+    pub fn set_scope(&self, name: std::fmt::Arguments<'_>) {
+        if let Ok(mut t) = self.timing.lock() {
+            if let Some(t) = t.as_mut() {
+                t.scope = name.to_string();
+            }
+        }
     }
 
     /// Submits everything recorded since the last submission.
@@ -168,11 +195,20 @@ impl Recorder {
     fn submit_locked(&self, ctx: &GpuContext, p: &mut Pending) {
         p.slots = 0;
         let staged = std::mem::take(&mut p.staged);
-        if let Some(encoder) = p.encoder.take() {
+        if let Some(mut encoder) = p.encoder.take() {
             if !staged.is_empty() {
                 ctx.queue.write_buffer(&self.ring, 0, &staged);
             }
+            let mut timing = self.timing.lock().ok();
+            let timing = timing.as_mut().and_then(|t| t.as_mut());
+            if let Some(t) = &timing {
+                t.resolve(&mut encoder);
+            }
             ctx.queue.submit([encoder.finish()]);
+            // Profiling only: a failed read loses this submission's times, never the results.
+            if let Some(t) = timing {
+                let _ = t.collect(&ctx.device);
+            }
         }
     }
 

@@ -282,27 +282,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     }
     match (&args.target, &args.model) {
         (None, Some(model)) => {
-            let file = tokenclip::clip::model_file::ModelFile::open(&super::models::model_path(g, model)?)?;
-            let size = args.image_size.unwrap_or(file.config.input_size);
-            let device = super::open_device(g)?;
-            if file.config.text_embeddings.is_some() && args.image_size.is_none() {
-                super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, args.reps))?;
-                return match &device {
-                    _ if !args.profile => Ok(()),
-                    tokenclip::Device::Gpu(g) if g.has_kernel_timestamps() => {
-                        super::bench_profile::profile_gpu_timestamps(g, &file, args.reps)
-                    }
-                    _ => {
-                        super::with_backend!(&device, be => super::bench_profile::profile_detector(be, &file, args.reps))
-                    }
-                };
-            }
-            if args.profile {
-                anyhow::bail!(
-                    "--profile times detection: give a detection model (with text embeddings), without --image-size"
-                );
-            }
-            return super::with_backend!(&device, be => super::bench_model::bench_encoder(be, &file, size, args.reps));
+            return super::bench_model::run_model(g, model, args.image_size, args.reps, args.profile)
         }
         (None, None) => anyhow::bail!("say what to measure: `bench ops`, `bench --model M` or `bench train --model M`"),
         (Some(BenchTarget::Train), Some(model)) => {

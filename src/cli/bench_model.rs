@@ -1,4 +1,5 @@
-//! `tokenclip bench --model M`: time image encoding with a real model file.
+//! `tokenclip bench --model M`: a detection model's detection (and `--profile`), or image
+//! encoding with a CLIP model file.
 //!
 //! Reports the load time, the first image (pipelines and buffers warm up), the median of
 //! `--reps` further images, and the process's peak resident memory. The image is random pixels of
@@ -11,6 +12,34 @@ use tokenclip::clip::model::ClipModel;
 use tokenclip::clip::model_file::ModelFile;
 
 use super::bench::{median, values};
+
+/// `bench --model M`: detection timing (and the per-op profile) for a detection model at its
+/// own size, else image encoding at `image_size` (default: the model's).
+pub fn run_model(
+    g: &super::Global,
+    model: &str,
+    image_size: Option<usize>,
+    reps: usize,
+    profile: bool,
+) -> anyhow::Result<()> {
+    let file = ModelFile::open(&super::models::model_path(g, model)?)?;
+    let size = image_size.unwrap_or(file.config.input_size);
+    let device = super::open_device(g)?;
+    if file.config.text_embeddings.is_some() && image_size.is_none() {
+        super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, reps))?;
+        return match &device {
+            _ if !profile => Ok(()),
+            tokenclip::Device::Gpu(g) if g.has_kernel_timestamps() => {
+                super::bench_profile::profile_gpu_timestamps(g, &file, reps)
+            }
+            _ => super::with_backend!(&device, be => super::bench_profile::profile_detector(be, &file, reps)),
+        };
+    }
+    if profile {
+        anyhow::bail!("--profile times detection: give a detection model (with text embeddings), without --image-size");
+    }
+    super::with_backend!(&device, be => bench_encoder(be, &file, size, reps))
+}
 
 /// Times `encode_image` at `size`×`size` on `be`.
 pub fn bench_encoder<B: Backend>(be: &B, file: &ModelFile, size: usize, reps: usize) -> anyhow::Result<()> {

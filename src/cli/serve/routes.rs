@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokenclip::io::image::{decode_image, RgbImage};
 use tokenclip::io::overlay::resize_map;
@@ -185,15 +185,31 @@ fn finish(state: &AppState, result: Result<Response, ApiError>) -> Response {
     }
 }
 
+/// How much of an over-limit body is still read (and dropped) before the 413 is sent: a client
+/// that writes its whole body before reading the answer would otherwise see the connection
+/// close under it (a broken pipe) instead of the 413.
+const DRAIN_BEYOND_LIMIT: usize = 64 << 20;
+
 /// The whole body, or 413 past `limit` bytes, or 400 when the client went away mid-upload.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(format!("the request body is over the limit of {limit} bytes (--max-body-mib)")))
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let broken = |e: axum::Error| ApiError::bad_request(format!("the request body could not be read: {e}"));
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(broken)?.into_data() else { continue };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            data.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_BEYOND_LIMIT) {
+            break;
         }
-        Err(e) => Err(ApiError::bad_request(format!("the request body could not be read: {e}"))),
     }
+    if seen > limit {
+        return Err(ApiError::too_large(format!(
+            "the request body is over the limit of {limit} bytes (--max-body-mib)"
+        )));
+    }
+    Ok(Bytes::from(data))
 }
 
 /// Decodes and preprocesses `image` off the async threads, queues it for the detector (429 when

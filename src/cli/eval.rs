@@ -157,17 +157,29 @@ pub fn run(g: &Global, args: &EvalArgs) -> anyhow::Result<()> {
         run::evaluate_all(device, failover, &file, &dataset, cache.as_ref(), opts, few_shot)?;
     let info = run_info(args, &model, &file, &dataset, drawn.as_ref(), &unreadable, ran.unwrap_or(opened));
     let report = Report::new(info, mode, evaluation, dataset.all_problems());
-    report.write(&args.out)?;
-    if args.plots {
-        let plots = write_plots(&args.out.join("plots"), &report)?;
-        eprintln!("{} plots in {}", plots.len(), args.out.join("plots").display());
-    }
-    print!("{}", report.text_table());
+    write_report(&report, &args.out, args.plots)?;
     eprintln!("{stats}");
     eprintln!("report in {} (report.md, report.json, report.csv)", args.out.display());
     if let Some(c) = &cache {
         eprintln!("cache in {}", c.dir().display());
     }
+    check_complete(&report)
+}
+
+/// Writes `report` into `out` (and its plots with `plots`) and prints its table: what a single
+/// run and a merge of shards both write, by the same code.
+pub fn write_report(report: &Report, out: &std::path::Path, plots: bool) -> anyhow::Result<()> {
+    report.write(out)?;
+    if plots {
+        let written = write_plots(&out.join("plots"), report)?;
+        eprintln!("{} plots in {}", written.len(), out.join("plots").display());
+    }
+    print!("{}", report.text_table());
+    Ok(())
+}
+
+/// Exit status 2 ([`PartialFailure`]) when the written report says something was skipped.
+pub fn check_complete(report: &Report) -> anyhow::Result<()> {
     if !report.is_complete() {
         return Err(PartialFailure::new(format!(
             "not everything was evaluated: {} skips and {} dataset problems (see the messages above; report.md \

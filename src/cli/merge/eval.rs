@@ -16,13 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokenclip::eval::dataset::{Dataset, Sample};
 use tokenclip::eval::evaluate::{EvalOptions, Evaluator};
 use tokenclip::eval::partial::{PartialReader, PartialRecord};
-use tokenclip::eval::plots::write_plots;
 use tokenclip::eval::report::{Report, RunInfo};
 use tokenclip::eval::AuproMode;
 use tokenclip::io::output::ensure_dir;
 use tokenclip::shard::{Fingerprint, ShardInfo, ShardSpec};
-
-use crate::cli::detect::PartialFailure;
 
 /// `format` of an eval shard's manifest.
 pub const FORMAT: &str = "tokenclip-eval-shard";
@@ -182,23 +179,9 @@ pub fn merge(out: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     }
     let report = Report::new(info, mode, ev.finish(), ds.all_problems());
     ensure_dir(out)?;
-    report.write(out)?;
-    if plots {
-        let written = write_plots(&out.join("plots"), &report)?;
-        eprintln!("{} plots in {}", written.len(), out.join("plots").display());
-    }
-    print!("{}", report.text_table());
+    crate::cli::eval::write_report(&report, out, plots)?;
     eprintln!("{} shards merged; report in {} (report.md, report.json, report.csv)", shards.len(), out.display());
-    if !report.is_complete() {
-        return Err(PartialFailure::new(format!(
-            "not everything was evaluated: {} skips and {} dataset problems (see the messages above; report.md \
-             lists them); the report was written",
-            report.skipped.len(),
-            report.dataset_problems.len()
-        ))
-        .into());
-    }
-    Ok(())
+    crate::cli::eval::check_complete(&report)
 }
 
 /// The shards' record for `sample`, which must be the next one.

@@ -235,8 +235,14 @@ async fn detect(
     });
     let (img, pixels) = prepared.await.map_err(|e| ApiError::internal(e.to_string()))??;
     let (reply, result) = oneshot::channel();
-    match jobs.try_send(Job { pixels, reply }) {
-        Ok(()) => state.metrics.queue_depth.inc(),
+    // Counted before the send: the worker may take the job (and count it out) at once.
+    state.metrics.queue_depth.inc();
+    let sent = jobs.try_send(Job { pixels, reply });
+    if sent.is_err() {
+        state.metrics.queue_depth.dec();
+    }
+    match sent {
+        Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             let message = format!("the queue is full ({} waiting); retry later", state.limits.queue);
             let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);

@@ -1,7 +1,8 @@
 //! Few-shot scoring (docs/FEW_SHOT.md): the memory scoring against a NumPy float64 reference
 //! (tools/make_few_shot_fixtures.py) on both backends; on synthetic textures with drawn defects,
 //! a memory of k = 2 normal images through the tiny random CLIP locates the defects better than
-//! zero-shot; no memory (or weight 0) gives zero-shot's output bit for bit; bad memories refused.
+//! zero-shot, in single and batched passes alike; no memory (or weight 0) gives zero-shot's output
+//! bit for bit; bad memories refused.
 
 mod common;
 
@@ -133,6 +134,10 @@ fn two_normal_images_locate_drawn_defects_better_than_zero_shot() {
         let top = f.few_shot_max.unwrap();
         assert!((f.score - 0.5 * (z.score + top)).abs() < 1e-6, "image score takes the few-shot maximum in");
     }
+    // As one batched pass (serve --max-batch), every image's result is its single pass's.
+    let images: Vec<&[f32]> = tests.iter().map(|t| t.0.as_slice()).collect();
+    let batched = pollster::block_on(d.detect_batch(&be, &images)).unwrap();
+    assert_eq!(batched, few_shot, "a batch with a memory differs from the single passes");
 
     // No memory again, or a weight of 0 without the image score: zero-shot's output exactly.
     d.set_few_shot(None);

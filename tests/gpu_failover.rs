@@ -2,6 +2,7 @@
 //! (`TOKENCLIP_TEST_GPU_FAULT`; lavapipe cannot lose a device on demand): with `--backend auto`
 //! the run goes on on the CPU, redoing the image that failed, and says so once; with
 //! `--backend gpu` it stops with a clear error and a non-zero exit, leaving no partial file.
+//! `serve` redoes a whole batched pass on the CPU.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 
 use common::cli::{assert_no_temp_files, images, run, stderr, tiny_model};
 use common::clip::scratch;
+use common::serve::Server;
 
 const FAULT: &str = "TOKENCLIP_TEST_GPU_FAULT";
 
@@ -146,4 +148,54 @@ fn unreadable_fault_plan_is_refused() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("\"sometimes\" is not lost:N or oom:N"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve --backend auto --max-batch 4` loses the GPU in a batched pass: the whole batch is
+/// redone on the CPU, every client gets 200 with the CPU's answer, the switch is logged once.
+#[test]
+fn serve_redoes_a_failed_batch_on_the_cpu() {
+    if common::gpu("serve_redoes_a_failed_batch_on_the_cpu").is_none() {
+        return;
+    }
+    let dir = scratch("failover_serve");
+    let model = tiny_model(&dir);
+    let imgs = images(&dir.join("in"), 4);
+    let cpu_out = dir.join("cpu");
+    let o = run(&[&"--backend", &"cpu", &"detect", &"--model", &model, &"--out", &cpu_out, &dir.join("in")], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = scores(&cpu_out);
+    // Image 0 runs alone (readbacks 1–2, its map and score); the other three wait through its
+    // held pass and run as one batch, whose first readback (3) is lost.
+    let server = Server::start_with(
+        &["--backend", "auto", "--adapter", "llvmpipe"],
+        &model,
+        &["--max-batch", "4"],
+        &[(FAULT, "lost:3"), ("TOKENCLIP_TEST_SERVE_DELAY_MS", "300")],
+    );
+    let bodies: Vec<Vec<u8>> = imgs.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let (server_ref, bodies) = (&server, &bodies);
+    let replies = std::thread::scope(|s| {
+        let first = s.spawn(move || server_ref.post("/detect", &[], &bodies[0]));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let rest: Vec<_> = (1..4).map(|i| (i, s.spawn(move || server_ref.post("/detect", &[], &bodies[i])))).collect();
+        let mut replies = vec![(0, first.join().unwrap())];
+        replies.extend(rest.into_iter().map(|(i, h)| (i, h.join().unwrap())));
+        replies
+    });
+    for (i, r) in replies {
+        assert_eq!(r.status, 200, "image {i}: {}", String::from_utf8_lossy(&r.body));
+        let score = r.json()["score"].as_f64().unwrap() as f32;
+        let cpu: f32 = want[i].1.parse().unwrap();
+        if i == 0 {
+            assert!((score - cpu).abs() < 1e-4, "image 0 on the GPU: {score} against the CPU's {cpu}");
+        } else {
+            assert_eq!(score.to_string(), want[i].1, "image {i} was redone on the CPU");
+        }
+    }
+    let metrics = String::from_utf8(server.get("/metrics").body).unwrap();
+    assert!(metrics.contains("tokenclip_batch_size_count 2"), "two passes, 1 + 3 images: {metrics}");
+    server.terminate();
+    let (status, err) = server.wait(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{err}");
+    assert_eq!(err.matches("continuing on the CPU").count(), 1, "{err}");
 }

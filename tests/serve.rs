@@ -1,6 +1,7 @@
 //! `tokenclip serve` on loopback with the tiny model: every endpoint, concurrent clients whose
 //! results equal `detect`'s bit for bit (v2 JSON, v2 binary, raw pixels and `/detect`), 429 on
-//! overload, SIGTERM with requests in flight, and bad requests answered with JSON 4xx while the
+//! overload, waiting requests batched into one pass (same answers), SIGTERM with requests in
+//! flight, and bad requests answered with JSON 4xx while the
 //! server keeps serving.
 
 mod common;
@@ -71,6 +72,61 @@ fn infer_binary(server: &Server, file: &[u8]) -> (f32, Vec<f32>) {
     (v["outputs"][0]["data"][0].as_f64().unwrap() as f32, map)
 }
 
+/// One client: image `i` through every request form, each result equal to `detect`'s.
+fn every_form_equals_detect(server: &Server, dir: &Path, i: usize, path: &Path, score: f32, map: &[f32]) {
+    let file = std::fs::read(path).unwrap();
+    let r = server.post("/v2/models/tokenclip/infer", &[("content-type", "application/json")], &infer_json(&file));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["id"], "q");
+    assert_eq!(v["model_name"], "tokenclip");
+    let (s_json, m_json, shape) = outputs(&v);
+    let img = image::open(path).unwrap().to_rgb8();
+    assert_eq!(shape, [u64::from(img.height()), u64::from(img.width())]);
+    assert_eq!((s_json.to_bits(), m_json.as_slice()), (score.to_bits(), map), "image {i}: v2 JSON");
+    let (s_bin, m_bin) = infer_binary(server, &file);
+    assert_eq!((s_bin, m_bin.as_slice()), (score, map), "image {i}: v2 binary");
+
+    let pixels = serde_json::to_vec(&json!({"inputs": [{"name": "pixels", "datatype": "UINT8",
+        "shape": [img.height(), img.width(), 3], "data": img.as_raw()}]}))
+    .unwrap();
+    let r = server.post("/v2/models/tokenclip/infer", &[], &pixels);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (s_px, m_px, _) = outputs(&r.json());
+    assert_eq!((s_px, m_px.as_slice()), (score, map), "image {i}: UINT8 pixels");
+
+    let r = server.post("/detect", &[], &file);
+    let v = r.json();
+    assert_eq!(v["score"].as_f64().unwrap() as f32, score);
+    assert_eq!(v["flagged"], json!(score >= 2.0));
+    let r = server.post("/detect?overlay=png&threshold=0.1", &[], &file);
+    assert_eq!((r.status, r.header("content-type")), (200, Some("image/png")));
+    let overlay = std::fs::read(dir.join("detect").join(format!("img{i:04}.overlay.png"))).unwrap();
+    assert_eq!(
+        image::load_from_memory(&r.body).unwrap().to_rgb8().dimensions(),
+        image::load_from_memory(&overlay).unwrap().to_rgb8().dimensions()
+    );
+}
+
+/// Six clients at once, each its image through every request form.
+fn concurrent_clients_equal_detect(server: &Server, dir: &Path, imgs: &[std::path::PathBuf], want: &[(f32, Vec<f32>)]) {
+    std::thread::scope(|s| {
+        for (i, (path, (score, map))) in imgs.iter().zip(want).enumerate() {
+            s.spawn(move || every_form_equals_detect(server, dir, i, path, *score, map));
+        }
+    });
+}
+
+/// The `count` and `sum` of a Prometheus histogram in the `/metrics` text.
+fn histogram(metrics: &str, name: &str) -> (f64, f64) {
+    let value = |suffix: &str| {
+        let key = format!("{name}_{suffix} ");
+        let line = metrics.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no {key} in {metrics}"));
+        line[key.len()..].trim().parse::<f64>().unwrap()
+    };
+    (value("count"), value("sum"))
+}
+
 #[test]
 fn every_endpoint_answers_and_concurrent_results_equal_detect() {
     let dir = scratch("serve_endpoints");
@@ -87,49 +143,7 @@ fn every_endpoint_answers_and_concurrent_results_equal_detect() {
     assert_eq!(meta["outputs"][1]["name"], "map");
     assert_eq!(meta["parameters"]["input_size"], 64);
 
-    // Four clients at once, each image through every request form.
-    std::thread::scope(|s| {
-        for (i, (path, (score, map))) in imgs.iter().zip(&want).enumerate() {
-            let (server, dir) = (&server, &dir);
-            s.spawn(move || {
-                let file = std::fs::read(path).unwrap();
-                let r = server.post(
-                    "/v2/models/tokenclip/infer",
-                    &[("content-type", "application/json")],
-                    &infer_json(&file),
-                );
-                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                let v = r.json();
-                assert_eq!(v["id"], "q");
-                assert_eq!(v["model_name"], "tokenclip");
-                let (s_json, m_json, shape) = outputs(&v);
-                let img = image::open(path).unwrap().to_rgb8();
-                assert_eq!(shape, [u64::from(img.height()), u64::from(img.width())]);
-                assert_eq!((s_json.to_bits(), &m_json), (score.to_bits(), map), "image {i}: v2 JSON");
-                assert_eq!(infer_binary(server, &file), (*score, map.clone()), "image {i}: v2 binary");
-
-                let pixels = serde_json::to_vec(&json!({"inputs": [{"name": "pixels", "datatype": "UINT8",
-                    "shape": [img.height(), img.width(), 3], "data": img.as_raw()}]}))
-                .unwrap();
-                let r = server.post("/v2/models/tokenclip/infer", &[], &pixels);
-                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                let (s_px, m_px, _) = outputs(&r.json());
-                assert_eq!((s_px, &m_px), (*score, map), "image {i}: UINT8 pixels");
-
-                let r = server.post("/detect", &[], &file);
-                let v = r.json();
-                assert_eq!(v["score"].as_f64().unwrap() as f32, *score);
-                assert_eq!(v["flagged"], json!(*score >= 2.0));
-                let r = server.post("/detect?overlay=png&threshold=0.1", &[], &file);
-                assert_eq!((r.status, r.header("content-type")), (200, Some("image/png")));
-                let overlay = std::fs::read(dir.join("detect").join(format!("img{i:04}.overlay.png"))).unwrap();
-                assert_eq!(
-                    image::load_from_memory(&r.body).unwrap().to_rgb8().dimensions(),
-                    image::load_from_memory(&overlay).unwrap().to_rgb8().dimensions()
-                );
-            });
-        }
-    });
+    concurrent_clients_equal_detect(&server, &dir, &imgs, &want);
     let metrics = String::from_utf8(server.get("/metrics").body).unwrap();
     assert!(metrics.contains("tokenclip_images_total 30"), "{metrics}");
     for name in
@@ -137,14 +151,41 @@ fn every_endpoint_answers_and_concurrent_results_equal_detect() {
     {
         assert!(metrics.contains(name), "{name} missing from {metrics}");
     }
+    // The CPU's default batch size is 1: one image per pass.
+    let (passes, images) = histogram(&metrics, "tokenclip_batch_size");
+    assert_eq!(passes, images, "the CPU batched by default: {metrics}");
 }
+
+/// With `--max-batch 4` and each pass held open, waiting requests run together in batched
+/// passes, and every answer is still `detect`'s bit for bit.
+#[test]
+fn waiting_requests_run_as_batches_with_detects_results() {
+    let dir = scratch("serve_batches");
+    let model = tiny_model(&dir);
+    let imgs = images(&dir.join("in"), 6);
+    let want = detect_reference(&model, &imgs, &dir.join("detect"));
+    let server = Server::start(&model, &["--threshold", "2.0", "--max-batch", "4"], &[(DELAY, "100")]);
+    concurrent_clients_equal_detect(&server, &dir, &imgs, &want);
+    let metrics = String::from_utf8(server.get("/metrics").body).unwrap();
+    let (passes, images) = histogram(&metrics, "tokenclip_batch_size");
+    assert_eq!(images, 30.0, "{metrics}");
+    assert!(passes < images, "no pass held more than one image: {metrics}");
+    assert!(metrics.contains(r#"tokenclip_batch_size_bucket{le="4.0"} "#), "{metrics}");
+    let over_four = metrics.lines().find(|l| l.starts_with(r#"tokenclip_batch_size_bucket{le="4.0"} "#)).unwrap();
+    assert!(over_four.ends_with(&format!(" {passes}")), "a pass held more than 4 images: {over_four}");
+    let bad = run(&[&"serve", &"--model", &model, &"--max-batch", &"0"], &[]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--max-batch must be at least 1"), "{}", stderr(&bad));
+}
+
+/// The test-only hook that holds each pass open.
+const DELAY: &str = "TOKENCLIP_TEST_SERVE_DELAY_MS";
 
 #[test]
 fn overload_gets_429_and_the_server_keeps_serving() {
     let dir = scratch("serve_overload");
     let model = tiny_model(&dir);
     let file = std::fs::read(&images(&dir.join("in"), 1)[0]).unwrap();
-    let server = Server::start(&model, &["--queue", "1"], &[("TOKENCLIP_TEST_SERVE_DELAY_MS", "400")]);
+    let server = Server::start(&model, &["--queue", "1"], &[(DELAY, "400")]);
     let replies: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6).map(|_| s.spawn(|| server.post("/detect", &[], &file))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -163,7 +204,7 @@ fn sigterm_finishes_the_requests_in_flight() {
     let dir = scratch("serve_sigterm");
     let model = tiny_model(&dir);
     let file = std::fs::read(&images(&dir.join("in"), 1)[0]).unwrap();
-    let server = Server::start(&model, &[], &[("TOKENCLIP_TEST_SERVE_DELAY_MS", "500")]);
+    let server = Server::start(&model, &[], &[(DELAY, "500")]);
     let replies: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3).map(|_| s.spawn(|| server.post("/detect", &[], &file))).collect();
         std::thread::sleep(Duration::from_millis(250));

@@ -76,6 +76,9 @@ device() {
   echo "== tokenclip detection on the GPU, with the per-op profile"
   $tc --backend gpu bench --model /tmp/b16/det.safetensors --reps 5 --profile
   $tc --backend gpu bench --model /tmp/l14/det518.safetensors --reps 5 --profile
+  echo "== batched detection (serve --max-batch) against single passes"
+  $tc --backend gpu bench --model /tmp/b16/det.safetensors --reps 3 --batch 8
+  $tc --backend gpu bench --model /tmp/l14/det518.safetensors --reps 3 --batch 4
 
   echo "== anchor: open_clip encode_image on PyTorch CUDA, fp32, TF32 off"
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl

@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// family and by model part (each vision layer, transport, post-processing).
     #[arg(long)]
     profile: bool,
+    /// With a detection model: time batches of this many images in one pass against as many
+    /// single passes (what `serve --max-batch` gains), and check the results agree.
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// One op at one shape: its name, its FLOP count, and how to run it once.
@@ -282,7 +286,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     }
     match (&args.target, &args.model) {
         (None, Some(model)) => {
-            return super::bench_model::run_model(g, model, args.image_size, args.reps, args.profile)
+            return super::bench_model::run_model(g, model, args.image_size, args.reps, args.profile, args.batch)
         }
         (None, None) => anyhow::bail!("say what to measure: `bench ops`, `bench --model M` or `bench train --model M`"),
         (Some(BenchTarget::Train), Some(model)) => {

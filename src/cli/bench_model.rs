@@ -21,10 +21,17 @@ pub fn run_model(
     image_size: Option<usize>,
     reps: usize,
     profile: bool,
+    batch: Option<usize>,
 ) -> anyhow::Result<()> {
     let file = ModelFile::open(&super::models::model_path(g, model)?)?;
     let size = image_size.unwrap_or(file.config.input_size);
     let device = super::open_device(g)?;
+    if let Some(n) = batch {
+        if file.config.text_embeddings.is_none() || image_size.is_some() || profile {
+            anyhow::bail!("--batch times detection: give a detection model, without --image-size or --profile");
+        }
+        return super::with_backend!(&device, be => super::bench_batch::bench_batch(be, &file, n, reps));
+    }
     if file.config.text_embeddings.is_some() && image_size.is_none() {
         super::with_backend!(&device, be => super::bench_detect::bench_detector(be, &file, reps))?;
         return match &device {

@@ -7,6 +7,7 @@ use tokenclip::backend::cpu::{CpuBackend, Precision};
 use tokenclip::BackendChoice;
 
 mod bench;
+mod bench_batch;
 mod bench_detect;
 mod bench_model;
 mod bench_profile;

@@ -15,7 +15,8 @@ use super::transformer::ResidualBlock;
 /// class token alone and `h` comes back as that one row.
 ///
 /// # Shapes
-/// `h`, `z`: `[T, W]` → `([T, W]` or `[1, W]`, `[T, W])`.
+/// `h`, `z`: `[T, W]` → `([T, W]` or `[1, W]`, `[T, W])`; batched, `[B, T, W]` →
+/// `([B, T, W]` or `[B, 1, W]`, `[B, T, W])`.
 pub fn dual_path<B: Backend>(
     be: &B,
     block: &ResidualBlock<B>,
@@ -28,7 +29,7 @@ pub fn dual_path<B: Backend>(
     let value_value = block.attn.attend(be, &qkv, AttentionKind::ValueValue, AttentionMask::None)?;
     let mut h = be.add(h, &normal)?;
     if class_only {
-        h = be.slice_rows(&h, 0, 1)?;
+        h = super::batch::class_rows(be, &h)?;
     }
     let h = block.mlp_residual(be, &h)?;
     let z = be.add(z, &value_value)?;

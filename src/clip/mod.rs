@@ -3,6 +3,7 @@
 //! Everything here is generic over [`crate::Backend`]; the towers mirror open_clip's
 //! `VisionTransformer` and `TextTransformer` (open_clip 3.3, `src/open_clip/transformer.py`).
 
+pub mod batch;
 pub mod config;
 pub mod dpam;
 mod error;

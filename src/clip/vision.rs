@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use crate::backend::{AttentionMask, BLayout, Backend, BackendError, TensorInfo};
 use crate::Error;
 
+use super::batch;
 use super::config::VisionConfig;
 use super::transformer::{load_blocks, LayerNorm, ResidualBlock};
 use super::weights::Weights;
@@ -107,15 +108,7 @@ impl<B: Backend> VisionTower<B> {
         self.project(be, &cls)
     }
 
-    /// The detection forward pass (METHOD.md A2): one layer loop, the DPAM stream from
-    /// `dpam_start` (1-indexed), patch embeddings tapped at each of `feature_layers` (`z` from
-    /// DPAM layers, `h` before them) and the global embedding from the last layer's class token
-    /// without `ln_post` (AnomalyCLIP's quirk, kept for parity). Layer indices were validated
-    /// with the model's configuration.
-    ///
-    /// # Shapes
-    /// `image`: `[3, H, W]`. Output: `global` `[1, D]`, each of `patches` `[N, D]` (N = patches of
-    /// the grid, class token dropped), all rows L2-normalised.
+    /// The detection forward pass (METHOD.md A2) for one image: [`Self::forward_batch`] of one.
     pub fn forward(
         &self,
         be: &B,
@@ -123,9 +116,31 @@ impl<B: Backend> VisionTower<B> {
         dpam_start: usize,
         feature_layers: &[usize],
     ) -> Result<VisionOutput<B>, Error> {
+        let mut out = self.forward_batch(be, std::slice::from_ref(image), dpam_start, feature_layers)?;
+        out.pop().ok_or_else(|| BackendError::InvalidArgument { op: "vision", message: "no output".into() }.into())
+    }
+
+    /// The detection forward pass (METHOD.md A2): one layer loop, the DPAM stream from
+    /// `dpam_start` (1-indexed), patch embeddings tapped at each of `feature_layers` (`z` from
+    /// DPAM layers, `h` before them) and the global embedding from the last layer's class token
+    /// without `ln_post` (AnomalyCLIP's quirk, kept for parity). Layer indices were validated
+    /// with the model's configuration. Several images run as one batch `[B, T, W]` through the
+    /// blocks, each weight multiplied once for all; each item's result is its single pass's.
+    ///
+    /// # Shapes
+    /// `images`: each `[3, H, W]`, one shape. Output, per image: `global` `[1, D]`, each of
+    /// `patches` `[N, D]` (N = patches of the grid, class token dropped), rows L2-normalised.
+    pub fn forward_batch(
+        &self,
+        be: &B,
+        images: &[B::Tensor],
+        dpam_start: usize,
+        feature_layers: &[usize],
+    ) -> Result<Vec<VisionOutput<B>>, Error> {
         be.scope(format_args!("vision embed"));
-        let mut h = self.embed(be, image)?;
-        let tokens = h.shape()[0];
+        let embedded: Vec<B::Tensor> = images.iter().map(|x| self.embed(be, x)).collect::<Result<_, _>>()?;
+        let mut h = batch::stack(be, &embedded)?;
+        let tokens = embedded.first().map_or(0, |x| x.shape()[0]);
         let mut z: Option<B::Tensor> = None;
         let mut taps: Vec<Option<B::Tensor>> = vec![None; feature_layers.len()];
         for (i, block) in self.blocks.iter().enumerate() {
@@ -144,17 +159,27 @@ impl<B: Backend> VisionTower<B> {
             }
         }
         be.scope(format_args!("vision taps"));
-        let mut patches = Vec::with_capacity(taps.len());
-        for (tap, layer) in taps.into_iter().zip(feature_layers) {
-            let x = tap.ok_or_else(|| BackendError::InvalidArgument {
-                op: "vision",
-                message: format!("feature layer {layer} is outside the {} layers", self.blocks.len()),
-            })?;
-            let x = self.ln_post(be, &be.slice_rows(&x, 1, tokens - 1)?)?;
-            patches.push(be.l2_normalize(&self.project(be, &x)?)?);
+        let taps: Vec<B::Tensor> = taps
+            .into_iter()
+            .zip(feature_layers)
+            .map(|(tap, layer)| {
+                tap.ok_or_else(|| BackendError::InvalidArgument {
+                    op: "vision",
+                    message: format!("feature layer {layer} is outside the {} layers", self.blocks.len()),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut outputs = Vec::with_capacity(images.len());
+        for b in 0..images.len() {
+            let mut patches = Vec::with_capacity(taps.len());
+            for tap in &taps {
+                let x = self.ln_post(be, &batch::item_rows(be, tap, b, 1, tokens - 1)?)?;
+                patches.push(be.l2_normalize(&self.project(be, &x)?)?);
+            }
+            let global = be.l2_normalize(&self.project(be, &batch::item_rows(be, &h, b, 0, 1)?)?)?;
+            outputs.push(VisionOutput { global, patches });
         }
-        let global = be.l2_normalize(&self.project(be, &be.slice_rows(&h, 0, 1)?)?)?;
-        Ok(VisionOutput { global, patches })
+        Ok(outputs)
     }
 
     /// `x · proj` (`[R, W]` → `[R, D]`).

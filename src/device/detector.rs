@@ -95,6 +95,45 @@ impl DeviceDetector {
         }
     }
 
+    /// Detects anomalies in several preprocessed images in one batched pass (see
+    /// [`Detector::detect_batch`]), with the same fail-over as [`Self::detect`]: after a GPU
+    /// fault the whole batch is redone on the CPU.
+    ///
+    /// # Errors
+    /// What [`Detector::detect_batch`] returns; a GPU fault only without fail-over.
+    pub async fn detect_batch(&mut self, src: &dyn TensorSource, images: &[&[f32]]) -> Result<Vec<Detection>, Error> {
+        if let Placed::Gpu(be, detector) = &self.placed {
+            let result = detector.detect_batch(be, images).await;
+            if let Some(done) = self.recover(src, result)? {
+                return Ok(done);
+            }
+        }
+        match &self.placed {
+            Placed::Cpu(be, detector) => detector.detect_batch(be, images).await,
+            Placed::Gpu(be, detector) => detector.detect_batch(be, images).await,
+        }
+    }
+
+    /// The batch size [`Self::detect_batch`] should use when `requested` images wait: on a
+    /// hardware GPU (`None` asks for the default) 8, on the CPU and on software GPUs 1, where
+    /// batching measured a gain under a tenth (BENCHMARKS.md, "Batching") that does not pay
+    /// for the later first answer. On a GPU it is capped so the largest activation of the batch
+    /// (the MLP's hidden layer, `B × T × 4W` f32) fits one tensor binding.
+    pub fn batch_size(&self, requested: Option<usize>) -> usize {
+        let gains = matches!(&self.placed, Placed::Gpu(be, _) if !be.is_software());
+        let wanted = requested.unwrap_or(if gains { 8 } else { 1 }).max(1);
+        match &self.placed {
+            Placed::Gpu(be, d) => {
+                let v = &d.config().clip.vision;
+                let grid = d.input_size() / v.patch_size;
+                let per_image = (grid * grid + 1) as u64 * v.mlp_width.max(3 * v.width) as u64 * 4;
+                let fits = (be.tensor_byte_limit() / per_image.max(1)).max(1);
+                wanted.min(usize::try_from(fits).unwrap_or(usize::MAX))
+            }
+            Placed::Cpu(..) => wanted,
+        }
+    }
+
     /// The patch embeddings of `layers` of one preprocessed image (see
     /// [`Detector::patch_embeddings`]), with the same fail-over as [`Self::detect`].
     pub async fn patch_embeddings(

@@ -5,7 +5,7 @@
 use crate::backend::{Backend, TensorInfo};
 use crate::clip::config::{ModelConfig, ScoreMode};
 use crate::clip::model_file::{TEXT_ABNORMAL, TEXT_NORMAL};
-use crate::clip::vision::VisionTower;
+use crate::clip::vision::{VisionOutput, VisionTower};
 use crate::clip::weights::{TensorSource, Weights};
 use crate::clip::ModelError;
 use crate::Error;
@@ -157,16 +157,33 @@ impl<B: Backend> Detector<B> {
         pixels: &B::Tensor,
         observe: &mut dyn FnMut(Stage),
     ) -> Result<DetectionTensors<B>, Error> {
+        let mut out = self.forward_batch_observed(be, std::slice::from_ref(pixels), observe)?;
+        out.pop()
+            .ok_or_else(|| crate::BackendError::InvalidArgument { op: "detect", message: "no output".into() }.into())
+    }
+
+    /// Records one pass over several preprocessed images `[3, S, S]`: the vision tower runs them
+    /// as one batch, the rest per image. Each image's tensors are its single pass's.
+    pub fn forward_batch(&self, be: &B, pixels: &[B::Tensor]) -> Result<Vec<DetectionTensors<B>>, Error> {
+        self.forward_batch_observed(be, pixels, &mut |_| {})
+    }
+
+    /// [`Self::forward_batch`], calling `observe` after each [`Stage`] (once for the batch's
+    /// encoder, then per image).
+    fn forward_batch_observed(
+        &self,
+        be: &B,
+        pixels: &[B::Tensor],
+        observe: &mut dyn FnMut(Stage),
+    ) -> Result<Vec<DetectionTensors<B>>, Error> {
         let cfg = &self.config;
-        let det = &cfg.detection;
         let size = cfg.input_size;
-        let grid = size / cfg.clip.vision.patch_size;
-        if pixels.shape() != [3, size, size] {
+        if let Some(bad) = pixels.iter().find(|p| p.shape() != [3, size, size]) {
             return Err(crate::BackendError::ShapeMismatch {
                 op: "detect",
                 operand: "pixels",
                 expected: format!("[3, {size}, {size}]"),
-                got: pixels.shape().to_vec(),
+                got: bad.shape().to_vec(),
             }
             .into());
         }
@@ -175,8 +192,24 @@ impl<B: Backend> Detector<B> {
         if let Some(m) = &self.few_shot {
             taps.extend(m.layers().into_iter().filter(|l| !cfg.feature_layers.contains(l)));
         }
-        let out = self.vision.forward(be, pixels, cfg.dpam_start, &taps)?;
+        let outs = self.vision.forward_batch(be, pixels, cfg.dpam_start, &taps)?;
         observe(Stage::Encoder);
+        outs.into_iter().map(|out| self.head(be, out, &taps, observe)).collect()
+    }
+
+    /// Everything after the encoder for one image: transport and token scores per feature layer,
+    /// the few-shot map, the smoothed map and the global score.
+    fn head(
+        &self,
+        be: &B,
+        out: VisionOutput<B>,
+        taps: &[usize],
+        observe: &mut dyn FnMut(Stage),
+    ) -> Result<DetectionTensors<B>, Error> {
+        let cfg = &self.config;
+        let det = &cfg.detection;
+        let size = cfg.input_size;
+        let grid = size / cfg.clip.vision.patch_size;
         be.scope(format_args!("transport"));
         let mut layers = Vec::with_capacity(cfg.feature_layers.len());
         for patches in out.patches.iter().take(cfg.feature_layers.len()).cloned() {
@@ -188,7 +221,7 @@ impl<B: Backend> Detector<B> {
         let mut few_shot = None;
         if let Some(memory) = &self.few_shot {
             be.scope(format_args!("few-shot"));
-            let fs = memory.map(be, &taps, &out.patches, grid, size, det.sigma)?;
+            let fs = memory.map(be, taps, &out.patches, grid, size, det.sigma)?;
             let top = be.row_max(&be.reshape(&fs, &[1, size * size])?)?;
             few_shot = Some((fs, top, memory.config.weight));
             observe(Stage::FewShot);
@@ -212,9 +245,26 @@ impl<B: Backend> Detector<B> {
     /// Detects on a preprocessed image (`3 × S × S` values, channel-major) and reads the
     /// outputs back.
     pub async fn detect(&self, be: &B, pixels: &[f32]) -> Result<Detection, Error> {
+        let mut out = self.detect_batch(be, &[pixels]).await?;
+        out.pop()
+            .ok_or_else(|| crate::BackendError::InvalidArgument { op: "detect", message: "no output".into() }.into())
+    }
+
+    /// Detects on several preprocessed images in one batched pass ([`Self::forward_batch`]);
+    /// the results are in the images' order, each what [`Self::detect`] gives for it alone.
+    pub async fn detect_batch(&self, be: &B, images: &[&[f32]]) -> Result<Vec<Detection>, Error> {
         let size = self.input_size();
-        let x = be.upload(pixels, &[3, size, size])?;
-        let t = self.forward(be, &x)?;
+        let xs: Vec<B::Tensor> = images.iter().map(|p| be.upload(p, &[3, size, size])).collect::<Result<_, _>>()?;
+        let mut results = Vec::with_capacity(images.len());
+        for t in self.forward_batch(be, &xs)? {
+            results.push(self.read_detection(be, &t).await?);
+        }
+        Ok(results)
+    }
+
+    /// Reads one pass's outputs back and forms the image score.
+    async fn read_detection(&self, be: &B, t: &DetectionTensors<B>) -> Result<Detection, Error> {
+        let size = self.input_size();
         let map = be.read(&t.map).await?;
         let global_score = be.read(&t.global_score).await?.first().copied().unwrap_or(f32::NAN);
         let map_max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -43,8 +43,17 @@ impl Server {
     /// Starts `serve --model MODEL --port 0 --backend cpu EXTRA` with `env` and waits until it is
     /// ready (at most 60 s).
     pub fn start(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"--backend", &"cpu", &"serve", &"--model", &model, &"--port", &"0"];
+        Self::start_with(&["--backend", "cpu"], model, extra, env)
+    }
+
+    /// [`Server::start`] with the global options `global` (before `serve`) instead of
+    /// `--backend cpu`.
+    pub fn start_with(global: &[&str], model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = Vec::new();
+        for g in global {
+            args.push(g);
+        }
+        args.extend([&"serve" as &dyn AsRef<std::ffi::OsStr>, &"--model", &model, &"--port", &"0"]);
         for e in extra {
             args.push(e);
         }

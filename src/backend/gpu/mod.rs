@@ -96,6 +96,16 @@ pub struct GpuBackend {
 }
 
 impl GpuBackend {
+    /// The most bytes one tensor may hold on this device (its storage-binding and buffer limits).
+    pub fn tensor_byte_limit(&self) -> u64 {
+        self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size)
+    }
+
+    /// Whether the adapter is a software renderer on the CPU (lavapipe, SwiftShader, WARP).
+    pub fn is_software(&self) -> bool {
+        self.ctx.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     /// Whether kernel times can be taken here: the device has `TIMESTAMP_QUERY`, and this is
     /// not the browser (reading them back blocks).
     pub fn has_kernel_timestamps(&self) -> bool {
@@ -217,8 +227,7 @@ impl GpuBackend {
     }
 
     fn check_binding(&self, op: &'static str, bytes: u64) -> Result<(), BackendError> {
-        let l = &self.ctx.limits;
-        let limit = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+        let limit = self.tensor_byte_limit();
         if bytes > limit {
             return Err(BackendError::LimitExceeded {
                 op,

@@ -44,8 +44,10 @@ pub struct Metrics {
     registry: Registry,
     /// Request latency by route and status.
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    /// Time of the detection pass itself (in the worker).
+    /// Time of the detection pass itself (in the worker; one pass may hold a batch).
     pub pass_seconds: Histogram,
+    /// Images per pass (waiting requests batched together).
+    pub batch_size: Histogram,
     /// Requests waiting in the queue.
     pub queue_depth: Gauge,
     /// Images detected.
@@ -60,14 +62,16 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_buckets);
         registry.register("request_duration_seconds", "HTTP request latency", latency.clone());
         let pass_seconds = latency_buckets();
-        registry.register("pass_duration_seconds", "Detection pass time per image", pass_seconds.clone());
+        registry.register("pass_duration_seconds", "Detection pass time (one batch)", pass_seconds.clone());
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register("batch_size", "Images per detection pass", batch_size.clone());
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Requests waiting for the detector", queue_depth.clone());
         let images = Counter::default();
         registry.register("images", "Images detected", images.clone());
         let errors = Family::<ErrorLabels, Counter>::default();
         registry.register("errors", "Failed requests by kind", errors.clone());
-        Metrics { registry, latency, pass_seconds, queue_depth, images, errors }
+        Metrics { registry, latency, pass_seconds, batch_size, queue_depth, images, errors }
     }
 }
 

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Heat-map opacity of `/detect?overlay=png`, 0–1.
     #[arg(long, default_value_t = 0.5)]
     opacity: f32,
+    /// Most waiting requests run as one batched pass (default: 8 on a hardware GPU, 1 on the CPU
+    /// and software GPUs, where batching gains too little; capped by the GPU's tensor size limit).
+    #[arg(long)]
+    max_batch: Option<usize>,
     /// Log lines as text or JSON (on standard error).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -75,6 +79,9 @@ pub struct ServeArgs {
 pub fn run(g: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     if args.queue == 0 {
         anyhow::bail!("--queue must be at least 1");
+    }
+    if args.max_batch == Some(0) {
+        anyhow::bail!("--max-batch must be at least 1");
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds, got {}", args.timeout);
@@ -116,7 +123,8 @@ pub fn run(g: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     std::thread::scope(|s| {
         let worker_state = state.clone();
         let file = &file;
-        s.spawn(move || worker::run(g, file, queue, &worker_state));
+        let max_batch = args.max_batch;
+        s.spawn(move || worker::run(g, file, max_batch, queue, &worker_state));
         let served =
             runtime.block_on(async { axum::serve(listener, app).with_graceful_shutdown(drain(state.clone())).await });
         // The detector thread ends once the queue's last sender is gone.

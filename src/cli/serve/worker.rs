@@ -1,10 +1,10 @@
-//! The detector thread: loads the model once, then runs one pass per queued job, in arrival
-//! order, and answers each on its own channel.
+//! The detector thread: loads the model once, then takes the jobs waiting in the queue, in
+//! arrival order, up to the batch size at a time, runs them as one batched pass and answers
+//! each on its own channel.
 //!
-//! Requests are not batched into one pass: the detector's pass is per image. On the CPU
-//! backend one ViT-B/16 image already runs its matmuls at 240–290 of about 349 GFLOP/s on this
-//! machine (BENCHMARKS.md), so a batch could gain at most about a fifth there; a batched GPU
-//! pass would gain more, and is not built.
+//! A batch is only what is already waiting: the worker never holds a job back for others to
+//! arrive. Each image's result is its single pass's bit for bit (tests/batch.rs), so batching
+//! changes speed, never answers. Its default size is [`DeviceDetector::batch_size`]'s.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -29,9 +29,10 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<Detection, ApiError>>,
 }
 
-/// Loads the model on the backend `g` asks for, marks the server ready, and serves jobs until
-/// every sender is gone. A failed load is recorded in `state` and stops the server.
-pub fn run(g: &Global, file: &ModelFile, mut jobs: mpsc::Receiver<Job>, state: &AppState) {
+/// Loads the model on the backend `g` asks for, marks the server ready, and serves jobs in
+/// batches of up to `max_batch` (`None`: the backend's default) until every sender is gone. A
+/// failed load is recorded in `state` and stops the server.
+pub fn run(g: &Global, file: &ModelFile, max_batch: Option<usize>, mut jobs: mpsc::Receiver<Job>, state: &AppState) {
     let loaded = open_device(g)
         .and_then(|device| Ok(DeviceDetector::load(device, g.backend == BackendChoice::Auto, file, &file.config)?));
     let mut detector = match loaded {
@@ -46,37 +47,70 @@ pub fn run(g: &Global, file: &ModelFile, mut jobs: mpsc::Receiver<Job>, state: &
     if let Some(note) = detector.take_switch() {
         tracing::warn!("{note}");
     }
-    tracing::info!(backend = %detector.describe(), model = %file.path(), "model loaded");
+    let mut batch_size = detector.batch_size(max_batch);
+    if max_batch.is_some_and(|m| m > batch_size) {
+        tracing::warn!(requested = max_batch, batch_size, "--max-batch is capped by the GPU's tensor size limit");
+    }
+    tracing::info!(backend = %detector.describe(), model = %file.path(), batch_size, "model loaded");
     state.ready.store(true, Ordering::SeqCst);
     let delay = std::env::var(DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
-    while let Some(job) = jobs.blocking_recv() {
-        state.metrics.queue_depth.dec();
-        if job.reply.is_closed() {
-            continue; // the client is gone: do not spend a pass on it
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = Vec::with_capacity(batch_size);
+        take(state, first, &mut batch);
+        while batch.len() < batch_size {
+            match jobs.try_recv() {
+                Ok(job) => take(state, job, &mut batch),
+                Err(_) => break,
+            }
         }
-        if let Some(why) = state.failure() {
-            let _ = job.reply.send(Err(ApiError::unavailable(format!("the detector failed: {why}"))));
+        if batch.is_empty() {
             continue;
         }
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
         let start = Instant::now();
-        let result = pollster::block_on(detector.detect(file, &job.pixels));
+        let images: Vec<&[f32]> = batch.iter().map(|j| j.pixels.as_slice()).collect();
+        let result = pollster::block_on(detector.detect_batch(file, &images));
         state.metrics.pass_seconds.observe(start.elapsed().as_secs_f64());
+        state.metrics.batch_size.observe(batch.len() as f64);
         if let Some(note) = detector.take_switch() {
             tracing::warn!("{note}");
+            // Now on the CPU: its own batch size from here on.
+            batch_size = detector.batch_size(max_batch);
         }
-        let reply = result.map_err(|e| {
-            let e = anyhow::Error::from(e);
-            let message = format!("{e:#}");
-            if gpu_fault(&e) {
-                // --backend gpu: every later pass would fail the same way; stop being ready.
-                state.fail(message.clone());
-                tracing::error!(error = %message, "the GPU failed; the server is no longer ready");
+        match result {
+            Ok(detections) => {
+                for (job, d) in batch.into_iter().zip(detections) {
+                    let _ = job.reply.send(Ok(d));
+                }
             }
-            ApiError::internal(message)
-        });
-        let _ = job.reply.send(reply);
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                let message = format!("{e:#}");
+                if gpu_fault(&e) {
+                    // --backend gpu: every later pass would fail the same way; stop being ready.
+                    state.fail(message.clone());
+                    tracing::error!(error = %message, "the GPU failed; the server is no longer ready");
+                }
+                for job in batch {
+                    let _ = job.reply.send(Err(ApiError::internal(message.clone())));
+                }
+            }
+        }
     }
+}
+
+/// Adds `job` to `batch` unless its client is gone (no pass is spent on it) or the detector has
+/// failed (it is answered 503 at once).
+fn take(state: &AppState, job: Job, batch: &mut Vec<Job>) {
+    state.metrics.queue_depth.dec();
+    if job.reply.is_closed() {
+        return;
+    }
+    if let Some(why) = state.failure() {
+        let _ = job.reply.send(Err(ApiError::unavailable(format!("the detector failed: {why}"))));
+        return;
+    }
+    batch.push(job);
 }

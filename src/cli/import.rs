@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tokenclip::clip::config::{DetectionConfig, Mix, ScoreMode, WeightDType};
+use tokenclip::clip::config::{Assign, DetectionConfig, Mix, ScoreMode, WeightDType};
 use tokenclip::clip::import::{import_clip, ImportOptions, PromptSource};
 use tokenclip::tokenclip::ensemble::DEFAULT_CLASS_NAME;
 
@@ -70,6 +70,10 @@ pub struct DetectionArgs {
     /// Image score: global, or fused (½ (global + map maximum)).
     #[arg(long, default_value = "global")]
     score: ScoreMode,
+    /// Token assignment: ot (transport, then top-K), greedy (each token to its most similar
+    /// subspace; the paper's TokenCLIP-Van) or uniform (every subspace equally).
+    #[arg(long, default_value = "ot")]
+    assign: Assign,
     /// Softmax temperature τ.
     #[arg(long, default_value_t = DetectionConfig::default().temperature)]
     temperature: f32,
@@ -90,6 +94,7 @@ impl DetectionArgs {
             sinkhorn_tol: self.sinkhorn_tol,
             mix: self.mix,
             score: self.score,
+            assign: self.assign,
         }
     }
 }

@@ -128,8 +128,8 @@ pub fn print_config(c: &tokenclip::clip::config::ModelConfig) {
                 );
             }
             println!(
-                "  detection: τ {}, σ {}, K {}, ε {}, Sinkhorn ≤ {} iterations (tol {}), mix {:?}, score {:?}",
-                d.temperature, d.sigma, d.top_k, d.epsilon, d.sinkhorn_iters, d.sinkhorn_tol, d.mix, d.score
+                "  detection: τ {}, σ {}, K {}, ε {}, Sinkhorn ≤ {} iterations (tol {}), mix {:?}, score {:?}, assign {:?}",
+                d.temperature, d.sigma, d.top_k, d.epsilon, d.sinkhorn_iters, d.sinkhorn_tol, d.mix, d.score, d.assign
             );
         }
         (None, _) => println!("  text embeddings: none (import with --prompts to detect)"),

@@ -148,6 +148,19 @@ pub enum ScoreMode {
     Fused,
 }
 
+/// How tokens are assigned to subspaces (METHOD.md B′: the paper's OT and its ablations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Assign {
+    /// Entropic optimal transport, then the top-K of each token's plan row (the default).
+    #[default]
+    Ot,
+    /// TokenCLIP-Van: each token wholly to its most similar subspace (ties: the lower index).
+    Greedy,
+    /// Every subspace equally, `1/M` each (the "no alignment" baseline).
+    Uniform,
+}
+
 macro_rules! from_str_lowercase {
     ($t:ty, $($name:literal => $v:expr),+) => {
         impl std::str::FromStr for $t {
@@ -163,6 +176,7 @@ macro_rules! from_str_lowercase {
 }
 from_str_lowercase!(Mix, "embeddings" => Mix::Embeddings, "probabilities" => Mix::Probabilities);
 from_str_lowercase!(ScoreMode, "global" => ScoreMode::Global, "fused" => ScoreMode::Fused);
+from_str_lowercase!(Assign, "ot" => Assign::Ot, "greedy" => Assign::Greedy, "uniform" => Assign::Uniform);
 
 /// The scoring hyperparameters of METHOD.md A4 and B3–B7.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +198,8 @@ pub struct DetectionConfig {
     pub mix: Mix,
     /// How the image score is formed.
     pub score: ScoreMode,
+    /// How tokens are assigned to subspaces (files made before it existed: OT).
+    pub assign: Assign,
 }
 
 impl Default for DetectionConfig {
@@ -197,6 +213,7 @@ impl Default for DetectionConfig {
             sinkhorn_tol: 1e-2,
             mix: Mix::Embeddings,
             score: ScoreMode::Global,
+            assign: Assign::Ot,
         }
     }
 }

@@ -76,6 +76,7 @@ impl ImportSettings {
             sinkhorn_tol: self.sinkhorn_tol.unwrap_or(d.sinkhorn_tol),
             mix: self.mix.unwrap_or(d.mix),
             score: self.score.unwrap_or(d.score),
+            assign: d.assign,
         };
         ImportOptions {
             dtype: self.dtype.unwrap_or_default(),

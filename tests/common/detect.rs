@@ -105,6 +105,7 @@ pub fn import_variant(fx: &DetectFixture, v: &str, dir: &Path, vision_only: bool
         sinkhorn_tol: f("sinkhorn_tol").as_f64().unwrap() as f32,
         mix: f("mix").as_str().unwrap().parse::<Mix>().unwrap(),
         score: f("score").as_str().unwrap().parse::<ScoreMode>().unwrap(),
+        assign: Default::default(),
     };
     import_clip(&src, &out, &opts).unwrap_or_else(|e| panic!("import of variant {v} failed: {e}"));
     out

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::backend::cpu::transport::{sinkhorn, top_k_renorm};
 use crate::backend::SinkhornParams;
-use crate::clip::config::DetectionConfig;
+use crate::clip::config::{Assign, DetectionConfig};
 use crate::tokenclip::prompts::normalize;
 use crate::Error;
 
@@ -49,14 +49,34 @@ pub fn token_weights(
         .par_iter()
         .map(|img| match img.mask {
             None => Vec::new(),
-            Some(_) => img.patches.par_iter().map(|p| layer_weights(p, &axes, m, d, params, k)).collect(),
+            Some(_) => img.patches.par_iter().map(|p| layer_weights(p, &axes, m, d, params, k, det.assign)).collect(),
         })
         .collect();
     Ok(TokenWeights { subspaces: m, weights })
 }
 
-fn layer_weights(patches: &[f32], axes: &[f32], m: usize, d: usize, params: SinkhornParams, k: usize) -> Vec<f32> {
+/// One layer's weights as detection computes them (`tokenclip::transport::assign`).
+fn layer_weights(
+    patches: &[f32],
+    axes: &[f32],
+    m: usize,
+    d: usize,
+    params: SinkhornParams,
+    k: usize,
+    assign: Assign,
+) -> Vec<f32> {
     let n = patches.len() / d;
+    match assign {
+        Assign::Ot => {}
+        Assign::Greedy => {
+            let similarity: Vec<f32> =
+                patches.chunks_exact(d).flat_map(|p| axes.chunks_exact(d).map(|s| dot(p, s))).collect();
+            let mut w = vec![0.0f32; n * m];
+            top_k_renorm(&similarity, m, 1, &mut w);
+            return w;
+        }
+        Assign::Uniform => return vec![1.0 / m as f32; n * m],
+    }
     let mut cost = vec![0.0f32; n * m];
     for (p, row) in patches.chunks_exact(d).zip(cost.chunks_exact_mut(m)) {
         for (c, s) in row.iter_mut().zip(axes.chunks_exact(d)) {

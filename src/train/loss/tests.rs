@@ -199,3 +199,43 @@ fn bad_inputs_are_errors_not_panics() {
     let w = TokenWeights { subspaces: M, weights: vec![Vec::new(); 3] };
     assert!(loss_and_grad_with_weights(&t_n, &t_a, M, D, &good, &w, &cfg).is_err(), "weights missing");
 }
+
+/// Training assigns as detection does (`--assign`): greedy one-hot at each token's most
+/// similar axis `normalize(t_n + t_a)`, uniform `1/M`; OT differs from both.
+#[test]
+fn assignment_variants_give_the_described_weights() {
+    use crate::clip::config::Assign;
+    let mut rng = Rng(0x5EED_0A55);
+    let batch = batch(&mut rng);
+    let (t_n, t_a) = text(&mut rng);
+    let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let weights = |assign| {
+        let det = DetectionConfig { assign, ..DetectionConfig::default() };
+        token_weights(&to32(&t_n), &to32(&t_a), M, D, &batch, &det).expect("weights")
+    };
+    let axes: Vec<Vec<f64>> = (0..M)
+        .map(|j| {
+            let v: Vec<f64> = (0..D).map(|c| t_n[j * D + c] + t_a[j * D + c]).collect();
+            let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v.iter().map(|x| x / n).collect()
+        })
+        .collect();
+    let (greedy, uniform, ot) = (weights(Assign::Greedy), weights(Assign::Uniform), weights(Assign::Ot));
+    let mut chosen = [0usize; M];
+    for (img, (g, u)) in batch.iter().zip(greedy.weights.iter().zip(&uniform.weights)) {
+        assert_eq!(g.len(), if img.mask.is_some() { 2 } else { 0 }, "masked images only");
+        for (layer, (gl, ul)) in img.patches.iter().zip(g.iter().zip(u)) {
+            assert!(ul.iter().all(|&w| w == 1.0 / M as f32));
+            for (p, row) in layer.chunks_exact(D).zip(gl.chunks_exact(M)) {
+                let sim = |j: usize| axes[j].iter().zip(p).map(|(a, b)| a * f64::from(*b)).sum::<f64>();
+                let best = (0..M).fold(0, |b, j| if sim(j) > sim(b) { j } else { b });
+                chosen[best] += 1;
+                let want: Vec<f32> = (0..M).map(|j| if j == best { 1.0 } else { 0.0 }).collect();
+                assert_eq!(row, want.as_slice());
+            }
+        }
+    }
+    assert!(chosen.iter().filter(|&&c| c > 0).count() >= 2, "degenerate: {chosen:?}");
+    assert_ne!(ot.weights, greedy.weights);
+    assert_ne!(ot.weights, uniform.weights);
+}

@@ -1,7 +1,9 @@
 //! The assignment variants (`--assign`, METHOD.md B′): greedy puts each token wholly on its most
 //! similar subspace (the paper's TokenCLIP-Van), uniform on every subspace equally. Checked on
 //! both backends against host arithmetic on the read-back patch embeddings and the model's text
-//! embeddings (the M = 4 reference variant), through to the token probabilities.
+//! embeddings (the M = 4 reference variant), through to the token probabilities. One encoder
+//! pass scored under several settings (`detect_settings`, what a sweep runs) equals a detector
+//! loaded with each setting, bit for bit.
 
 mod common;
 
@@ -9,7 +11,7 @@ use common::clip::scratch;
 use common::detect::{import_variant, DetectFixture};
 use common::read;
 use tokenclip::backend::Backend;
-use tokenclip::clip::config::{Assign, Mix};
+use tokenclip::clip::config::{Assign, DetectionConfig, Mix, ScoreMode};
 use tokenclip::clip::model_file::{ModelFile, TEXT_ABNORMAL, TEXT_NORMAL};
 use tokenclip::Detector;
 
@@ -76,3 +78,34 @@ fn variants_assign_as_described<B: Backend>(be: &B) {
     }
 }
 on_both_backends!(greedy_and_uniform_assign_as_described, super::variants_assign_as_described);
+
+fn settings_equal_separate_detectors<B: Backend>(be: &B) {
+    let fx = DetectFixture::load();
+    let dir = scratch("assign-settings");
+    let file = ModelFile::open(&import_variant(&fx, "v2", &dir, true)).unwrap();
+    let base = file.config.detection.clone();
+    let mut settings = Vec::new();
+    for (top_k, epsilon, assign) in [(1, 0.1, Assign::Ot), (2, 0.05, Assign::Ot), (4, 0.1, Assign::Greedy)] {
+        settings.push(DetectionConfig { top_k, epsilon, assign, ..base.clone() });
+    }
+    settings.push(DetectionConfig {
+        assign: Assign::Uniform,
+        mix: Mix::Probabilities,
+        score: ScoreMode::Fused,
+        sigma: 0.0,
+        ..base.clone()
+    });
+    let det = Detector::load(&file, &file.config, be).unwrap();
+    for i in 0..fx.images.len() {
+        let pixels = &fx.get(&format!("pixels.{i}")).0;
+        let swept = pollster::block_on(det.detect_settings(be, pixels, &settings)).unwrap();
+        for (s, got) in settings.iter().zip(&swept) {
+            let mut config = file.config.clone();
+            config.detection = s.clone();
+            let alone = Detector::load(&file, &config, be).unwrap();
+            assert_eq!(got, &pollster::block_on(alone.detect(be, pixels)).unwrap(), "image {i} under {s:?}");
+        }
+        assert_ne!(swept[0].map, swept[1].map, "the settings made no difference");
+    }
+}
+on_both_backends!(one_encoder_pass_under_several_settings, super::settings_equal_separate_detectors);

@@ -3,7 +3,7 @@
 //! recorded into one submission; nothing is read back until the outputs are.
 
 use crate::backend::{Backend, TensorInfo};
-use crate::clip::config::{ModelConfig, ScoreMode};
+use crate::clip::config::{DetectionConfig, ModelConfig, ScoreMode};
 use crate::clip::model_file::{TEXT_ABNORMAL, TEXT_NORMAL};
 use crate::clip::vision::{VisionOutput, VisionTower};
 use crate::clip::weights::{TensorSource, Weights};
@@ -187,14 +187,42 @@ impl<B: Backend> Detector<B> {
             }
             .into());
         }
-        // The feature layers, then any few-shot layer that is not one.
+        let taps = self.taps();
+        let outs = self.vision.forward_batch(be, pixels, cfg.dpam_start, &taps)?;
+        observe(Stage::Encoder);
+        outs.into_iter().map(|out| self.head(be, out, &taps, &cfg.detection, observe)).collect()
+    }
+
+    /// The layers the encoder taps: the feature layers, then any few-shot layer that is not one.
+    fn taps(&self) -> Vec<usize> {
+        let cfg = &self.config;
         let mut taps = cfg.feature_layers.clone();
         if let Some(m) = &self.few_shot {
             taps.extend(m.layers().into_iter().filter(|l| !cfg.feature_layers.contains(l)));
         }
-        let outs = self.vision.forward_batch(be, pixels, cfg.dpam_start, &taps)?;
-        observe(Stage::Encoder);
-        outs.into_iter().map(|out| self.head(be, out, &taps, observe)).collect()
+        taps
+    }
+
+    /// Detects on one preprocessed image under each of `settings` (the model's own detection
+    /// settings with others for transport and scoring: what a sweep evaluates). The encoder runs
+    /// once; each setting's result equals a detector loaded with that setting.
+    pub async fn detect_settings(
+        &self,
+        be: &B,
+        pixels: &[f32],
+        settings: &[DetectionConfig],
+    ) -> Result<Vec<Detection>, Error> {
+        let size = self.input_size();
+        let x = be.upload(pixels, &[3, size, size])?;
+        let taps = self.taps();
+        let out = self.vision.forward(be, &x, self.config.dpam_start, &taps)?;
+        let mut results = Vec::with_capacity(settings.len());
+        for det in settings {
+            let out = VisionOutput { global: out.global.clone(), patches: out.patches.clone() };
+            let t = self.head(be, out, &taps, det, &mut |_| {})?;
+            results.push(self.read_detection(be, &t, det).await?);
+        }
+        Ok(results)
     }
 
     /// Everything after the encoder for one image: transport and token scores per feature layer,
@@ -204,10 +232,10 @@ impl<B: Backend> Detector<B> {
         be: &B,
         out: VisionOutput<B>,
         taps: &[usize],
+        det: &DetectionConfig,
         observe: &mut dyn FnMut(Stage),
     ) -> Result<DetectionTensors<B>, Error> {
         let cfg = &self.config;
-        let det = &cfg.detection;
         let size = cfg.input_size;
         let grid = size / cfg.clip.vision.patch_size;
         be.scope(format_args!("transport"));
@@ -257,18 +285,18 @@ impl<B: Backend> Detector<B> {
         let xs: Vec<B::Tensor> = images.iter().map(|p| be.upload(p, &[3, size, size])).collect::<Result<_, _>>()?;
         let mut results = Vec::with_capacity(images.len());
         for t in self.forward_batch(be, &xs)? {
-            results.push(self.read_detection(be, &t).await?);
+            results.push(self.read_detection(be, &t, &self.config.detection).await?);
         }
         Ok(results)
     }
 
     /// Reads one pass's outputs back and forms the image score.
-    async fn read_detection(&self, be: &B, t: &DetectionTensors<B>) -> Result<Detection, Error> {
+    async fn read_detection(&self, be: &B, t: &DetectionTensors<B>, det: &DetectionConfig) -> Result<Detection, Error> {
         let size = self.input_size();
         let map = be.read(&t.map).await?;
         let global_score = be.read(&t.global_score).await?.first().copied().unwrap_or(f32::NAN);
         let map_max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut score = match self.config.detection.score {
+        let mut score = match det.score {
             ScoreMode::Global => global_score,
             ScoreMode::Fused => 0.5 * (global_score + map_max),
         };
